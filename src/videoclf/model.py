@@ -1,0 +1,124 @@
+"""The (2+1)D ResNet of the TensorFlow tutorial (Tran et al. 2018), built from params.
+
+The custom layers are registered Keras serialisables with ``get_config``, so
+``keras.models.load_model("data/model/model.keras")`` works in a fresh process after
+``import videoclf``, with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+from ._tf import keras
+
+import einops
+
+layers = keras.layers
+_PKG = "videoclf"
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class Conv2Plus1D(layers.Layer):
+    """A spatial (1, k, k) convolution followed by a temporal (k, 1, 1) one."""
+
+    def __init__(self, filters: int, kernel_size: tuple[int, int, int], padding: str = "same",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.padding = filters, tuple(kernel_size), padding
+        self.seq = keras.Sequential([
+            layers.Conv3D(filters, (1, kernel_size[1], kernel_size[2]), padding=padding),
+            layers.Conv3D(filters, (kernel_size[0], 1, 1), padding=padding),
+        ])
+
+    def call(self, x):
+        return self.seq(x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class ResidualMain(layers.Layer):
+    """Main branch of a residual block: conv, LayerNorm, ReLU, conv, LayerNorm."""
+
+    def __init__(self, filters: int, kernel_size: tuple[int, int, int], **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size = filters, tuple(kernel_size)
+        self.seq = keras.Sequential([
+            Conv2Plus1D(filters, kernel_size, padding="same"),
+            layers.LayerNormalization(),
+            layers.ReLU(),
+            Conv2Plus1D(filters, kernel_size, padding="same"),
+            layers.LayerNormalization(),
+        ])
+
+    def call(self, x):
+        return self.seq(x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size)}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class Project(layers.Layer):
+    """Dense + LayerNorm on the shortcut when the number of channels changes."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.seq = keras.Sequential([layers.Dense(units), layers.LayerNormalization()])
+
+    def call(self, x):
+        return self.seq(x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class ResizeVideo(layers.Layer):
+    """Resize every frame of a ``(b, t, h, w, c)`` video; time is left as it is."""
+
+    def __init__(self, height: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = height, width
+        self.resizing_layer = layers.Resizing(height, width)
+
+    def call(self, video):
+        old_shape = einops.parse_shape(video, "b t h w c")
+        images = einops.rearrange(video, "b t h w c -> (b t) h w c")
+        images = self.resizing_layer(images)
+        return einops.rearrange(images, "(b t) h w c -> b t h w c", t=old_shape["t"])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
+def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int]):
+    """Residual block; the shortcut is projected when the channel count changes."""
+    out = ResidualMain(filters, kernel_size)(x)
+    res = x
+    if out.shape[-1] != x.shape[-1]:
+        res = Project(out.shape[-1])(res)
+    return layers.add([res, out])
+
+
+def build_model(n_frames: int, height: int, width: int, num_classes: int,
+                filters: list[int] = (16, 32, 64, 128)) -> keras.Model:
+    """The tutorial's network for uint8 clips ``(n_frames, height, width, 3)``; logits out.
+
+    Inputs are rescaled to [0, 1] inside the model, so callers feed the stored uint8 frames.
+    The last Dense is float32 so logits and loss stay float32 under mixed precision.
+    """
+    inputs = keras.Input(shape=(n_frames, height, width, 3), dtype="uint8", name="frames")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = Conv2Plus1D(filters[0], (3, 7, 7), padding="same")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    for i, f in enumerate(filters, start=1):
+        x = ResizeVideo(height // 2**i, width // 2**i)(x)
+        x = add_residual_block(x, f, (3, 3, 3))
+    x = layers.GlobalAveragePooling3D()(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="r2plus1d")

@@ -1,0 +1,217 @@
+"""Where videos come from: the built-in generator, a local zip, or a zip over HTTP(S).
+
+All three list member names first and then fetch only the members selected, each into a
+staging folder as a temp file renamed when complete, so an interrupted download resumes
+without fetching again what it already has.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zipfile
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+import requests
+from remotezip import RemoteZip, RemoteZipError
+from requests.adapters import HTTPAdapter
+from tqdm import tqdm
+from urllib3.util.retry import Retry
+
+from . import builtin
+from .dataset import DatasetError, Video
+
+log = logging.getLogger(__name__)
+
+MEMBER_ATTEMPTS = 5          # a member whose transfer breaks mid-way is fetched again this often
+BACKOFF_SECONDS = 0.5        # first pause between attempts, doubled each time
+TIMEOUT = (10, 60)           # connect, read (seconds)
+_CHUNK = 1 << 20
+
+
+class Source(Protocol):
+    """A UCF101-layout archive."""
+
+    def names(self) -> list[str]: ...
+
+    def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
+        """Fetch members into ``staging``; return paths by member and failures (member, reason)."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _retrying_session() -> requests.Session:
+    """HTTP session that retries connection errors, timeouts and 5xx answers with backoff."""
+    retry = Retry(
+        total=MEMBER_ATTEMPTS, connect=MEMBER_ATTEMPTS, read=MEMBER_ATTEMPTS,
+        status=MEMBER_ATTEMPTS, other=MEMBER_ATTEMPTS,
+        backoff_factor=BACKOFF_SECONDS, status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "videoclf (remotezip)"
+    return session
+
+
+class ZipSource:
+    """A zip archive: local (``zipfile``) or remote (``remotezip`` range requests)."""
+
+    def __init__(self, location: str):
+        self.location = location
+        parsed = urlparse(location)
+        self.remote = parsed.scheme in ("http", "https")
+        if parsed.scheme == "file":
+            self.path: str = unquote(parsed.path)
+        else:
+            self.path = location
+        self._zip: zipfile.ZipFile | None = None
+        self._session = _retrying_session() if self.remote else None
+
+    def describe(self) -> str:
+        return f"{'remote' if self.remote else 'local'} zip {self.location}"
+
+    def _open(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            try:
+                if self.remote:
+                    self._zip = RemoteZip(self.path, session=self._session, timeout=TIMEOUT)
+                else:
+                    self._zip = zipfile.ZipFile(self.path)
+            except (RemoteZipError, requests.RequestException) as e:
+                raise DatasetError(f"data.url: cannot read {self.location}: {_short(e)}") from None
+            except zipfile.BadZipFile:
+                raise DatasetError(f"data.url: {self.location} is not a zip archive") from None
+            except FileNotFoundError:
+                raise DatasetError(f"data.url: {self.location}: no such file") from None
+        return self._zip
+
+    def _reset(self) -> None:
+        if self._zip is not None:
+            try:
+                self._zip.close()
+            except Exception:  # a broken connection may fail to close; it is dropped anyway
+                pass
+        self._zip = None
+
+    def names(self) -> list[str]:
+        return self._open().namelist()
+
+    def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
+        zf = self._open()
+        infos = {v.member: zf.getinfo(v.member) for v in videos}
+        paths: dict[str, Path] = {}
+        failures: list[dict] = []
+        total = sum(i.file_size for i in infos.values())
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc="download", leave=False, disable=None) as bar:
+            for v in videos:
+                info = infos[v.member]
+                dest = staging / v.filename
+                if dest.exists() and dest.stat().st_size == info.file_size and _crc32(dest) == info.CRC:
+                    bar.update(info.file_size)
+                    paths[v.member] = dest
+                    continue
+                try:
+                    self._fetch_one(info, dest, bar)
+                    paths[v.member] = dest
+                except _MemberFailed as e:
+                    failures.append({"member": v.member, "reason": str(e)})
+        return paths, failures
+
+    def _fetch_one(self, info: zipfile.ZipInfo, dest: Path, bar: tqdm) -> None:
+        tmp = dest.with_name(dest.name + ".part")
+        for attempt in range(1, MEMBER_ATTEMPTS + 1):
+            done = 0
+            try:
+                # ZipExtFile checks the CRC against the central directory at the end of the read.
+                with self._open().open(info) as src, open(tmp, "wb") as out:
+                    while chunk := src.read(_CHUNK):
+                        out.write(chunk)
+                        done += len(chunk)
+                        bar.update(len(chunk))
+                os.replace(tmp, dest)
+                return
+            except zipfile.BadZipFile as e:
+                reason = f"corrupt member: {e}"
+            except (RemoteZipError, requests.RequestException, OSError, EOFError) as e:
+                reason = _short(e)
+            bar.update(-done)
+            tmp.unlink(missing_ok=True)
+            if attempt == MEMBER_ATTEMPTS:
+                raise _MemberFailed(f"failed after {attempt} attempts: {reason}")
+            log.debug("retrying %s (%s)", info.filename, reason)
+            self._reset()
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+
+
+class BuiltinSource:
+    """The generated motion dataset; members are rendered on demand, in parallel."""
+
+    def __init__(self, seed: int, workers: int = 0):
+        self.seed = seed
+        self.workers = workers or os.cpu_count() or 1
+
+    def describe(self) -> str:
+        return f"built-in motion dataset (seed {self.seed})"
+
+    def names(self) -> list[str]:
+        return builtin.member_names(self.seed)
+
+    def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
+        todo = [v for v in videos if not (staging / v.filename).exists()]
+        if todo:
+            with ProcessPoolExecutor(self.workers) as pool, tqdm(
+                total=len(todo), unit="clip", desc="generate", leave=False
+            ) as bar:
+                jobs = [pool.submit(_render_to, v.member, self.seed, staging / v.filename) for v in todo]
+                for job in jobs:
+                    job.result()
+                    bar.update()
+        return {v.member: staging / v.filename for v in videos}, []
+
+
+def _render_to(member: str, seed: int, dest: Path) -> None:
+    tmp = dest.with_name(dest.stem + ".part.avi")  # OpenCV picks the container from the suffix
+    builtin.write_clip(member, seed, tmp)
+    os.replace(tmp, dest)
+
+
+class _MemberFailed(Exception):
+    pass
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def open_source(data: dict, workers: int = 0) -> Source:
+    """The source named by the ``data`` params block."""
+    if data["source"] == "builtin":
+        return BuiltinSource(data["seed"], workers)
+    return ZipSource(data["url"])
+
+
+def staging_key(data: dict) -> str:
+    """A folder name for the staging area of one source, so two sources never mix files."""
+    import hashlib
+
+    what = f"builtin-{data['seed']}" if data["source"] == "builtin" else data["url"]
+    return hashlib.sha1(what.encode()).hexdigest()[:12]
