@@ -6,6 +6,12 @@ Importing the package registers the model's custom Keras layers, so
 
 from __future__ import annotations
 
-from . import model  # noqa: F401  (registers the custom layers with Keras)
+import cv2
+
+# One OpenCV thread per process: parallelism comes from process pools, and an OpenCV thread
+# pool alive in a parent deadlocks the children it forks.
+cv2.setNumThreads(1)
+
+from . import model  # noqa: E402,F401  (registers the custom layers with Keras)
 
 __version__ = "0.1.0"

@@ -42,7 +42,8 @@ def download(data: dict, out_dir: Path, staging_root: Path, workers: int = 0) ->
     rows = []
     with staged_dir(out_dir) as tmp:
         for split in SPLITS:
-            for v in tqdm(splits[split], desc=f"check {split}", unit="clip", leave=False, disable=None):
+            for v in tqdm(splits[split], desc=f"check {split}", unit="clip", leave=False,
+                          disable=None):
                 if v.member not in paths:
                     continue
                 reason = frames.probe(paths[v.member])

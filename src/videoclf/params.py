@@ -106,6 +106,7 @@ SCHEMA: dict[str, Any] = {
         "epochs": (_int(1, 10000), 30),
         "batch_size": (_int(1, 4096), 8),
         "learning_rate": (_float(0.0, 1.0), 1e-3),
+        "lr_schedule": (_choice("constant", "cosine"), "cosine"),
         "seed": (_int(0), 42),
         "augment": {"flip": (_bool, True)},
         "mixed_precision": (_choice("auto", True, False), "auto"),

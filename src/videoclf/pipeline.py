@@ -87,6 +87,8 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
             ds = tf.data.Dataset.zip(ds, flips).map(
                 lambda xy, s: (_flip(xy[0], s), xy[1]), num_parallel_calls=AUTOTUNE,
                 deterministic=True)
+    # A known length lets Keras show progress and end epochs without a warning.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(heads)))
     options = tf.data.Options()
     options.deterministic = True
     # Elements, not files, are split across workers: a shard list may be shorter than workers.

@@ -28,10 +28,6 @@ INDEX_COLUMNS = ["video", "class", "label", "group", "split", "clip", "shard", "
                  "real_frames"]
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # one decoder per process; the pool provides the parallelism
-
-
 def _starts(split: str, clips: int, sampling: Sampling, seed: int, name: str):
     if split == "train":
         return partial(train_starts, k=clips, sampling=sampling, seed=seed, name=name)
@@ -52,11 +48,11 @@ def _extract_one(job: tuple[Path, str, int, Sampling, int]):
 def map_videos(func, jobs: list, workers: int, desc: str):
     """Yield ``func(job)`` in job order, over a process pool when ``workers`` > 1."""
     if workers <= 1:
-        _init_worker()
-        yield from tqdm(map(func, jobs), total=len(jobs), desc=desc, unit="video", leave=False, disable=None)
+        yield from tqdm(map(func, jobs), total=len(jobs), desc=desc, unit="video", leave=False,
+                        disable=None)
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker) as pool:
+    with ctx.Pool(workers) as pool:
         yield from tqdm(pool.imap(func, jobs, chunksize=2), total=len(jobs), desc=desc,
                         unit="video", leave=False, disable=None)
 

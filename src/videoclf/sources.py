@@ -178,7 +178,7 @@ class BuiltinSource:
         todo = [v for v in videos if not (staging / v.filename).exists()]
         if todo:
             with ProcessPoolExecutor(self.workers) as pool, tqdm(
-                total=len(todo), unit="clip", desc="generate", leave=False
+                total=len(todo), unit="clip", desc="generate", leave=False, disable=None
             ) as bar:
                 jobs = [pool.submit(_render_to, v.member, self.seed, staging / v.filename) for v in todo]
                 for job in jobs:

@@ -92,11 +92,15 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
                             seed=train_params["seed"], flip=train_params["augment"]["flip"])
     val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, training=False)
 
+    lr = train_params["learning_rate"]
+    if train_params["lr_schedule"] == "cosine":
+        steps = int(train_ds.cardinality()) * train_params["epochs"]
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps))
     with rt.strategy.scope():
         model = build_model(s["n_frames"], s["height"], s["width"], len(classes),
                             model_params["filters"])
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=train_params["learning_rate"]),
+            optimizer=keras.optimizers.Adam(learning_rate=lr),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
             jit_compile=rt.jit_compile,
@@ -115,7 +119,7 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
              n_train, int((index.split == "val").sum()), len(classes), model.count_params(),
              epochs, global_batch)
     t0 = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=2,
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=2, shuffle=False,
                         callbacks=[stopper, DVCLiveCallback(live=live)])
     seconds = time.perf_counter() - t0
     val_loss = history.history["val_loss"]

@@ -1,0 +1,64 @@
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from videoclf import builtin
+
+
+def _md5(p: Path) -> str:
+    return hashlib.md5(p.read_bytes()).hexdigest()
+
+
+def test_listing_is_ucf101_shaped():
+    names = builtin.member_names(42)
+    assert len(builtin.CLASSES) == 10 and list(builtin.CLASSES) == sorted(builtin.CLASSES)
+    groups = {n.split("_")[2] for n in names}
+    assert groups == {f"g{g:02d}" for g in range(1, 26)}
+    per_group = {}
+    for n in names:
+        key = tuple(n.split("_")[1:3])
+        per_group[key] = per_group.get(key, 0) + 1
+    assert min(per_group.values()) >= 4 and max(per_group.values()) <= 7
+    assert builtin.member_names(42) == names and builtin.member_names(7) != names
+
+
+def test_clip_is_real_xvid_and_deterministic(tmp_path):
+    name = "UCF101/v_PanUp_g03_c02.avi"
+    a, b = tmp_path / "a.avi", tmp_path / "b.avi"
+    builtin.write_clip(name, 42, a)
+    builtin.write_clip(name, 42, b)
+    assert _md5(a) == _md5(b)
+    cap = cv2.VideoCapture(str(a))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (320, 240)
+    assert cap.get(cv2.CAP_PROP_FPS) == 25
+    assert 6 * 25 <= n <= 10 * 25
+    assert fourcc in ("XVID", "FMP4", "xvid")  # FFmpeg's MPEG-4 Part 2 writer tags XVID as FMP4
+    ok, frame = cap.read()
+    assert ok and frame.shape == (240, 320, 3)
+
+
+def test_group_shares_a_scene_and_groups_differ():
+    still = lambda g, c: builtin.render_clip(f"UCF101/v_Still_g{g:02d}_c{c:02d}.avi", 42)[0]
+    same_scene = [builtin._scene(42, "Still", 1), builtin._scene(42, "Still", 1)]
+    assert np.array_equal(*same_scene)
+    assert not np.array_equal(builtin._scene(42, "Still", 1), builtin._scene(42, "Still", 2))
+    # Clips of one group show one scene through different cameras: not identical frames.
+    assert not np.array_equal(still(1, 1), still(1, 2))
+
+
+def test_classes_differ_by_motion_not_by_frame_statistics():
+    """Frame-level statistics overlap across classes; frame-to-frame change separates them."""
+    stats = {}
+    for cls in builtin.CLASSES:
+        frames = builtin.render_clip(f"UCF101/v_{cls}_g01_c01.avi", 42)[:40:5].astype(np.float32)
+        stats[cls] = (frames.mean(), np.abs(np.diff(frames, axis=0)).mean())
+    means = [m for m, _ in stats.values()]
+    assert max(means) - min(means) < 60  # one frame's brightness does not name the class
+    assert stats["Still"][1] < 1.0
+    for cls in builtin.CLASSES:
+        if cls != "Still":
+            assert stats[cls][1] > 3 * stats["Still"][1] + 1, cls

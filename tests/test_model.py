@@ -1,0 +1,38 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from videoclf.model import build_model
+
+
+def test_tutorial_parameter_count():
+    # The tutorial's model has 443,322 parameters for 10 classes.
+    assert build_model(10, 224, 224, 10).count_params() == 443_322
+
+
+def test_output_shape_and_uint8_input():
+    m = build_model(4, 32, 32, 3, [8, 8, 16, 16])
+    x = np.random.default_rng(0).integers(0, 255, (2, 4, 32, 32, 3), dtype=np.uint8)
+    y = m.predict_on_batch(x)
+    assert y.shape == (2, 3) and np.isfinite(y).all()
+    assert m.inputs[0].dtype == "uint8"
+
+
+def test_saved_model_loads_in_a_fresh_process_safely(tmp_path):
+    m = build_model(4, 32, 32, 3, [8, 8, 16, 16])
+    m.save(tmp_path / "m.keras")
+    x = np.random.default_rng(1).integers(0, 255, (1, 4, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    expected = m.predict_on_batch(x)
+    code = (
+        "import sys, json, numpy as np, keras, videoclf\n"
+        "m = keras.models.load_model(sys.argv[1], safe_mode=True)\n"
+        "print(json.dumps(m.predict_on_batch(np.load(sys.argv[2])).tolist()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras"),
+                          str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
