@@ -12,7 +12,7 @@ from conftest import ROOT
 def test_trained_model_outputs(tiny_model, tiny_frames):
     assert (tiny_model / "model.keras").is_file()
     labels = json.loads((tiny_model / "labels.json").read_text())
-    assert labels == ["Flicker", "PanDown", "PanSideways"]
+    assert labels == ["Dim", "Flicker", "PanDown"]
     sampling = json.loads((tiny_model / "sampling.json").read_text())
     assert sampling["height"] == 32 and sampling["n_frames"] == 4
     info = json.loads((tiny_model / "train.json").read_text())

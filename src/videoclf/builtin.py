@@ -20,6 +20,7 @@ import numpy as np
 from .seeding import derive_seed
 
 CLASSES: tuple[str, ...] = (
+    "Dim",          # the light fades steadily, then comes back at once (a sawtooth)
     "Flicker",      # brightness jumps at random every frame
     "PanDown",      # scene moves down at constant speed
     "PanSideways",  # scene moves left or right at constant speed
@@ -27,7 +28,6 @@ CLASSES: tuple[str, ...] = (
     "Roll",         # camera rotates about its axis, either way
     "Shake",        # camera jitters at random around a fixed point
     "Still",        # nothing moves
-    "Sway",         # scene swings left-right smoothly
     "ZoomIn",       # scene grows
     "ZoomOut",      # scene shrinks
 )
@@ -37,7 +37,7 @@ CLIPS_PER_GROUP = (4, 7)       # as UCF101: 4 to 7 clips per group
 SECONDS = (6.0, 10.0)
 FOURCC = "XVID"
 _TILE = (512, 384)             # scene texture, tiled by BORDER_WRAP so pans never run out
-_ZOOM = (0.8, 2.2)
+_ZOOM = (0.6, 3.0)             # every class sees the scene at zoom levels in this range
 
 
 def member_names(seed: int, classes: tuple[str, ...] = CLASSES) -> list[str]:
@@ -101,21 +101,24 @@ def _trajectory(cls: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray,
     elif cls == "PanSideways":
         cx = cx + rng.choice([-1.0, 1.0]) * speed * t / zoom
     elif cls == "Roll":
-        angle = angle + rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 2.0) * t
+        angle = angle + rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 3.0) * t
     elif cls == "Shake":
-        amp = rng.uniform(6, 12)
+        amp = rng.uniform(12, 24)
         cx = cx + rng.uniform(-amp, amp, n) / zoom
         cy = cy + rng.uniform(-amp, amp, n) / zoom
-    elif cls == "Sway":
-        amp, period = rng.uniform(25, 45), rng.uniform(20, 36)
-        cx = cx + amp * np.sin(2 * math.pi * t / period + rng.uniform(0, 2 * math.pi)) / zoom
+    elif cls == "Dim":
+        # Brightness sweeps the same range as other classes' single frames, downwards.
+        period = rng.uniform(40, 60)
+        bright = 1.3 - 0.8 * np.mod(t / period + rng.uniform(0, 1), 1.0)
     elif cls in ("ZoomIn", "ZoomOut"):
-        # Log-zoom sweeps the same range in both classes (a sawtooth with a random phase), so
-        # the zoom level of one frame says nothing about the class.
+        # One monotonic sweep inside the common range (no jump back, which would look like
+        # the other class); both classes cover the range alike, so the zoom level of one
+        # frame says nothing about the direction.
         lo, hi = np.log(_ZOOM)
-        rate = rng.uniform(0.008, 0.014) * (1 if cls == "ZoomIn" else -1)
-        phase = rng.uniform(0, hi - lo)
-        zoom = np.exp(lo + np.mod(phase + rate * t, hi - lo))
+        rate = min(rng.uniform(0.006, 0.010), (hi - lo) / max(1, n - 1))
+        start = rng.uniform(lo, max(lo, hi - rate * (n - 1)))
+        sweep = start + rate * t
+        zoom = np.exp(sweep if cls == "ZoomIn" else lo + hi - sweep)
     elif cls != "Still":
         raise ValueError(f"unknown built-in class {cls!r}")
     return cx, cy, angle, zoom, bright

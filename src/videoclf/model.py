@@ -28,6 +28,10 @@ class Conv2Plus1D(layers.Layer):
             layers.Conv3D(filters, (kernel_size[0], 1, 1), padding=padding),
         ])
 
+    def build(self, input_shape):
+        # Builds the weights now, so a saved model reloads without guessing.
+        self.seq.build(input_shape)
+
     def call(self, x):
         return self.seq(x)
 
@@ -51,6 +55,10 @@ class ResidualMain(layers.Layer):
             layers.LayerNormalization(),
         ])
 
+    def build(self, input_shape):
+        # Builds the weights now, so a saved model reloads without guessing.
+        self.seq.build(input_shape)
+
     def call(self, x):
         return self.seq(x)
 
@@ -68,6 +76,10 @@ class Project(layers.Layer):
         self.units = units
         self.seq = keras.Sequential([layers.Dense(units), layers.LayerNormalization()])
 
+    def build(self, input_shape):
+        # Builds the weights now, so a saved model reloads without guessing.
+        self.seq.build(input_shape)
+
     def call(self, x):
         return self.seq(x)
 
@@ -83,6 +95,9 @@ class ResizeVideo(layers.Layer):
         super().__init__(**kwargs)
         self.height, self.width = height, width
         self.resizing_layer = layers.Resizing(height, width)
+
+    def build(self, input_shape):
+        pass  # Resizing has no weights
 
     def call(self, video):
         old_shape = einops.parse_shape(video, "b t h w c")

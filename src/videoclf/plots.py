@@ -37,7 +37,7 @@ def read_history(live_dir: Path) -> pd.DataFrame:
 def _save(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    fig.savefig(tmp, dpi=80, bbox_inches="tight")  # fits a browser page in dvc plots show
     plt.close(fig)
     os.replace(tmp, path)
 

@@ -213,5 +213,10 @@ def staging_key(data: dict) -> str:
     """A folder name for the staging area of one source, so two sources never mix files."""
     import hashlib
 
-    what = f"builtin-{data['seed']}" if data["source"] == "builtin" else data["url"]
+    if data["source"] == "builtin":
+        # Clips staged by another version of the generator must not be reused.
+        code = hashlib.sha1(Path(builtin.__file__).read_bytes()).hexdigest()
+        what = f"builtin-{data['seed']}-{code}"
+    else:
+        what = data["url"]
     return hashlib.sha1(what.encode()).hexdigest()[:12]

@@ -1,0 +1,62 @@
+"""Shared by the benchmarks: the videos to measure on, and the tutorial's per-clip decoding."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from videoclf.download import download
+from videoclf.params import validate
+
+
+def videos_for_benchmark(n: int, workdir: Path, videos_dir: Path = Path("data/videos")
+                         ) -> tuple[pd.DataFrame, Path]:
+    """``n`` videos from ``data/videos`` if the pipeline ran, else built-in ones generated now."""
+    manifest_path = videos_dir / "manifest.parquet"
+    if manifest_path.exists():
+        m = pd.read_parquet(manifest_path)
+        if len(m) >= n:
+            return m.sort_values("video").head(n).reset_index(drop=True), videos_dir
+    per = -(-n // 10)
+    data = validate({"data": {"per_class": {"train": max(1, per - 2), "val": 1, "test": 1}}})["data"]
+    out = workdir / "videos"
+    m = download(data, out, workdir / "staging")
+    return m.sort_values("video").head(n).reset_index(drop=True), out
+
+
+def tutorial_frames_from_video_file(path: str, n_frames: int, output_size, frame_step: int):
+    """The tutorial's ``frames_from_video_file`` (TUTORIAL-NOTES.md), with only its start fixed.
+
+    One process; ``read()`` (decode + convert) of every frame; ``tf.image.resize_with_pad`` on
+    float32 frames.
+    """
+    from videoclf._tf import tf
+
+    def format_frames(frame):
+        frame = tf.image.convert_image_dtype(frame, tf.float32)
+        return tf.image.resize_with_pad(frame, *output_size)
+
+    result = []
+    src = cv2.VideoCapture(str(path))
+    video_length = int(src.get(cv2.CAP_PROP_FRAME_COUNT))
+    need_length = 1 + (n_frames - 1) * frame_step
+    if need_length > video_length:
+        start = 0
+    else:
+        start = random.randint(0, video_length - need_length)
+    src.set(cv2.CAP_PROP_POS_FRAMES, start)
+    ret, frame = src.read()
+    result.append(format_frames(frame))
+    for _ in range(n_frames - 1):
+        for _ in range(frame_step):
+            ret, frame = src.read()
+        if ret:
+            result.append(format_frames(frame))
+        else:
+            result.append(np.zeros_like(result[0]))
+    src.release()
+    return np.array(result)[..., [2, 1, 0]]

@@ -1,0 +1,104 @@
+"""Where training time goes: the input pipeline alone, the model alone, and fit() over both.
+
+    python benchmarks/input_pipeline.py [--videos 300] [--size 112] [--n-frames 10]
+
+Extracts shards of the given size from data/videos (or generated built-in clips) into a temp
+folder, then measures with the params' model and batch size:
+- pipeline_clips_per_s: the training tf.data pipeline alone (shuffle, pick, flip, batch);
+- model_clips_per_s: train steps on one in-memory batch (no input pipeline at all);
+- fit_clips_per_s: model.fit() over the real pipeline (an epoch after a warm-up epoch);
+- tutorial_clips_per_s: the tutorial's per-clip decoding of the same videos.
+The last line is JSON with these keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np  # noqa: E402
+
+from _common import tutorial_frames_from_video_file, videos_for_benchmark  # noqa: E402
+from videoclf._tf import keras  # noqa: E402
+from videoclf.model import build_model  # noqa: E402
+from videoclf.params import load, validate  # noqa: E402
+from videoclf.pipeline import load_index, make_dataset  # noqa: E402
+from videoclf.shards import extract  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=int, default=300)
+    ap.add_argument("--size", type=int, default=112)
+    ap.add_argument("--n-frames", type=int, default=10)
+    ap.add_argument("--frame-step", type=int, default=15)
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args()
+    params = load(args.params) if Path(args.params).exists() else validate({})
+    batch = params["train"]["batch_size"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        manifest, videos_dir = videos_for_benchmark(args.videos, tmp)
+        manifest = manifest.assign(split="train")
+        frames = validate({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
+                                      "height": args.size, "width": args.size}})["frames"]
+        classes = sorted(manifest["class"].unique())
+        # Everything is measured as training data; no class is required in val or test.
+        extract(manifest, videos_dir, tmp / "frames", frames, classes=[])
+        index, _ = load_index(tmp / "frames")
+        n = len(index)
+
+        sample = [videos_dir / v for v in manifest.video[:30]]
+        t0 = time.perf_counter()
+        for p in sample:
+            tutorial_frames_from_video_file(str(p), args.n_frames, (args.size, args.size),
+                                            args.frame_step)
+        tutorial = len(sample) / (time.perf_counter() - t0)
+
+        ds = make_dataset(tmp / "frames", index, "train", batch_size=batch, training=True,
+                          seed=0, flip=True)
+        for _ in ds:  # warm-up: tracing, page cache
+            pass
+        t0 = time.perf_counter()
+        for _ in range(3):
+            for _ in ds:
+                pass
+        pipeline = 3 * n / (time.perf_counter() - t0)
+
+        model = build_model(args.n_frames, args.size, args.size, len(classes),
+                            params["model"]["filters"])
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        x, y = next(iter(ds))
+        x, y = x.numpy(), y.numpy()
+        steps = max(5, n // batch)
+        model.train_on_batch(x, y)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        model_rate = steps * len(x) / (time.perf_counter() - t0)
+
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        t0 = time.perf_counter()
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        fit = n / (time.perf_counter() - t0)
+
+    print(f"tutorial per-clip decoding: {tutorial:.1f} clips/s")
+    print(f"input pipeline alone:       {pipeline:.1f} clips/s ({pipeline / tutorial:.0f}x the tutorial)")
+    print(f"model alone (in memory):    {model_rate:.1f} clips/s")
+    print(f"fit over the pipeline:      {fit:.1f} clips/s ({fit / model_rate:.2f} of the model alone)")
+    print(json.dumps({"size": args.size, "n_frames": args.n_frames, "batch_size": batch,
+                      "clips": n, "tutorial_clips_per_s": round(tutorial, 2),
+                      "pipeline_clips_per_s": round(pipeline, 1),
+                      "model_clips_per_s": round(model_rate, 2), "fit_clips_per_s": round(fit, 2)}))
+
+
+if __name__ == "__main__":
+    main()
