@@ -92,3 +92,18 @@ def test_broken_videos(tmp_path):
     assert probe(text) is not None
     with pytest.raises(VideoError):
         read_clips(text, lambda n: [0], Sampling(4, 2, 32, 32))
+
+
+def test_seeking_gives_the_frames_a_full_decode_gives(tmp_path):
+    import cv2
+
+    path = tmp_path / "v_Roll_g02_c03.avi"
+    builtin.write_clip("UCF101/v_Roll_g02_c03.avi", 42, path)
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(letterbox(got[1], 32, 32))
+    s = Sampling(6, 7, 32, 32)
+    for start in (0, 1, 13, 40, len(frames) - s.need):
+        clips, _, _ = read_clips(path, lambda n, st=start: [st], s)
+        assert np.array_equal(clips[0], np.stack([frames[start + 7 * j] for j in range(6)]))

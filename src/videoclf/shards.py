@@ -53,7 +53,7 @@ def map_videos(func, jobs: list, workers: int, desc: str):
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(workers) as pool:
-        yield from tqdm(pool.imap(func, jobs, chunksize=2), total=len(jobs), desc=desc,
+        yield from tqdm(pool.imap(func, jobs, chunksize=4), total=len(jobs), desc=desc,
                         unit="video", leave=False, disable=None)
 
 
@@ -81,8 +81,14 @@ class _ShardWriter:
         if not self.buffer:
             return
         tmp = self.folder / f".{self.name}.tmp"
+        n = sum(len(b) for b in self.buffer)
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                  "fortran_order": False, "shape": (n, *self.buffer[0].shape[1:])}
         with open(tmp, "wb") as f:
-            np.save(f, np.concatenate(self.buffer))
+            # The NPY header, then each video's bytes: no concatenated copy of the shard.
+            np.lib.format.write_array_header_1_0(f, header)
+            for clips in self.buffer:
+                f.write(np.ascontiguousarray(clips, dtype=np.uint8).data)
         os.replace(tmp, self.folder / self.name)
         self.buffer, self.bytes = [], 0
         self.count += 1
