@@ -39,6 +39,8 @@ def test_same_params_same_weights(tiny_frames, tiny_params, tmp_path):
         assert summary["epochs_run"] == 2
     for a, b in zip(*weights):
         assert np.array_equal(a, b)
+    for name in ("model.keras", "train.json", "labels.json", "sampling.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert json.loads((tmp_path / "live-a" / "metrics.json").read_text()) == \
         json.loads((tmp_path / "live-b" / "metrics.json").read_text())
 

@@ -7,6 +7,7 @@ stays flat and the bytes written do not depend on the number of workers.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing as mp
 import os
@@ -52,9 +53,15 @@ def map_videos(func, jobs: list, workers: int, desc: str):
                         disable=None)
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool:
-        yield from tqdm(pool.imap(func, jobs, chunksize=4), total=len(jobs), desc=desc,
-                        unit="video", leave=False, disable=None)
+    # Forked children share the parent's heap (TensorFlow included) copy-on-write; frozen
+    # objects are never visited by the children's garbage collector, so pages stay shared.
+    gc.freeze()
+    try:
+        with ctx.Pool(workers) as pool:
+            yield from tqdm(pool.imap(func, jobs, chunksize=4), total=len(jobs), desc=desc,
+                            unit="video", leave=False, disable=None)
+    finally:
+        gc.unfreeze()
 
 
 class _ShardWriter:

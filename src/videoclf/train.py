@@ -81,6 +81,8 @@ def _live(live_dir: Path):
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
           train_params: dict) -> dict:
     """Fit the model on the train split with validation, save it, and return a summary."""
+    # Fresh layer names and graph state, so a second run in one process saves the same bytes.
+    keras.backend.clear_session()
     rt = configure_runtime(train_params)
     log.info("train: %s", rt.description)
     index, meta = load_index(frames_dir)
@@ -130,14 +132,13 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
         "best_val_loss": float(val_loss[best]),
         "best_val_accuracy": float(history.history["val_accuracy"][best]),
         "restored_best": bool(train_params["restore_best"]),
-        "train_seconds": round(seconds, 1),
         "runtime": rt.description,
     }
     live.summary.update({"best": {k: summary[k] for k in
                                   ("best_epoch", "best_val_loss", "best_val_accuracy")}})
     live.make_summary()
     with staged_dir(model_dir) as tmp:
-        model.save(tmp / "model.keras")
+        save_model(model, tmp / "model.keras")
         write_json(tmp / "labels.json", classes)
         write_json(tmp / "sampling.json", s)
         write_json(tmp / "train.json", summary)
@@ -145,6 +146,43 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
              "model in %s", summary["epochs_run"], seconds, summary["best_epoch"],
              summary["best_val_loss"], summary["best_val_accuracy"], model_dir)
     return summary
+
+
+def _renumber_shared_objects(config):
+    """Keras names shared objects by their memory address (``id()``), which changes from
+    process to process; number them in order of appearance instead (same identities)."""
+    ids: dict[int, int] = {}
+
+    def walk(o):
+        if isinstance(o, dict):
+            return {k: (ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else walk(v))
+                    for k, v in o.items()}
+        if isinstance(o, list):
+            return [walk(v) for v in o]
+        return o
+
+    return walk(config)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """``model.save`` made byte-reproducible: Keras stamps the save date and the zip entry
+    times, which would make DVC see a new model (and rerun evaluate) for identical weights."""
+    import zipfile
+
+    raw = Path(path).with_suffix(".raw.keras")
+    model.save(raw)
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta["date_saved"] = "1970-01-01@00:00:00"
+                data = json.dumps(meta).encode()
+            elif info.filename == "config.json":
+                data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
+            dst.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)), data,
+                         compress_type=info.compress_type)
+    raw.unlink()
 
 
 def load_trained(model_dir: Path) -> tuple[keras.Model, list[str], dict]:
