@@ -22,7 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import numpy as np  # noqa: E402
 
 from _common import tutorial_frames_from_video_file, videos_for_benchmark  # noqa: E402
 from videoclf._tf import keras  # noqa: E402

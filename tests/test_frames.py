@@ -3,7 +3,7 @@ import pytest
 
 from videoclf import builtin
 from videoclf.frames import (Sampling, VideoError, clip_indices, eval_starts, letterbox,
-                             letterbox_geometry, probe, read_clips, train_starts)
+                             probe, read_clips, train_starts)
 
 S = Sampling(n_frames=10, frame_step=15, height=224, width=224, short_video="loop")
 

@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 
 from videoclf.pipeline import load_index, make_dataset
 from videoclf.params import validate

@@ -1,4 +1,3 @@
-import json
 
 import matplotlib.image as mpimg
 

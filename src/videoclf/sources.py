@@ -7,6 +7,7 @@ without fetching again what it already has.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -211,8 +212,6 @@ def open_source(data: dict, workers: int = 0) -> Source:
 
 def staging_key(data: dict) -> str:
     """A folder name for the staging area of one source, so two sources never mix files."""
-    import hashlib
-
     if data["source"] == "builtin":
         # Clips staged by another version of the generator must not be reused.
         code = hashlib.sha1(Path(builtin.__file__).read_bytes()).hexdigest()
