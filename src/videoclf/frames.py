@@ -157,6 +157,15 @@ def read_clips(path: Path, starts_for, sampling: Sampling) -> tuple[np.ndarray, 
     count in the header is trusted first; if decoding ends early the clips are sampled again
     from the frames that really exist. Returns the clips, real frames per clip, and the length.
     """
+    if not Path(path).is_file():
+        raise VideoError("no such file")
+    try:
+        return _read_clips(Path(path), starts_for, sampling)
+    except cv2.error as e:  # OpenCV raises on some corrupt streams instead of returning False
+        raise VideoError(f"OpenCV error: {str(e).strip().splitlines()[-1]}") from None
+
+
+def _read_clips(path: Path, starts_for, sampling: Sampling) -> tuple[np.ndarray, list[int], int]:
     length = frame_count(path)
     for _ in range(2):
         if length <= 0:

@@ -10,7 +10,6 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from ._tf import keras, tf
@@ -20,15 +19,10 @@ from .shards import map_videos
 
 def _sample(path: Path, k: int, sampling: Sampling) -> tuple[np.ndarray | None, str | None]:
     try:
-        if not Path(path).is_file():
-            return None, "no such file"
-        clips, _, _ = read_clips(Path(path), partial(eval_starts, k=k, sampling=sampling),
-                                 sampling)
+        clips, _, _ = read_clips(path, partial(eval_starts, k=k, sampling=sampling), sampling)
         return clips, None
     except VideoError as e:
         return None, str(e)
-    except cv2.error as e:
-        return None, f"OpenCV error: {str(e).strip().splitlines()[-1]}"
 
 
 def score_videos(model: keras.Model, paths: list[Path], sampling: Sampling, k: int,

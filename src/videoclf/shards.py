@@ -14,7 +14,6 @@ import os
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -42,8 +41,6 @@ def _extract_one(job: tuple[Path, str, int, Sampling, int]):
         return arr, real, None
     except VideoError as e:
         return None, None, str(e)
-    except cv2.error as e:  # OpenCV raises on some corrupt streams instead of returning False
-        return None, None, f"OpenCV error: {str(e).strip().splitlines()[-1]}"
 
 
 def map_videos(func, jobs: list, workers: int, desc: str):

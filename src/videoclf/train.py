@@ -116,7 +116,7 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
 
     shutil.rmtree(live_dir, ignore_errors=True)
     live = _live(live_dir)
-    n_train = int((index.split == "train").sum() / (index[index.split == "train"]["clip"].max() + 1))
+    n_train = index[index.split == "train"].video.nunique()
     log.info("train: %d train and %d val videos, %d classes, %d params, %d epochs, batch %d",
              n_train, int((index.split == "val").sum()), len(classes), model.count_params(),
              epochs, global_batch)
