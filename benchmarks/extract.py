@@ -1,9 +1,15 @@
-"""Clips/s of the tutorial's per-clip decoding against the extract stage, on the same videos.
+"""Extract speed: the tutorial's per-clip decoding against the extract stage, on the same videos.
 
     python benchmarks/extract.py [--videos 500] [--size 224] [--n-frames 10] [--frame-step 15]
 
-Uses data/videos when the pipeline has run (else generates built-in clips). Prints both
-figures and their ratio; the last line is JSON.
+Uses data/videos when the pipeline has run (else generates built-in clips). Prints, each
+measured in this run (compare ratios, never figures from another machine):
+- the tutorial's per-clip decoding (one process, seek + read() of every frame);
+- the extract stage with 1 and with 2 workers (1 clip per video), and the ratios;
+- what the decoding checks cost: the download stage's full-length count of every video, and
+  a straight decode from frame 0 against a seek to the clip (the old, unchecked way);
+- the start-up of a fresh interpreter importing the extract stage.
+The last line is JSON.
 """
 
 from __future__ import annotations
@@ -12,16 +18,46 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import tutorial_frames_from_video_file, videos_for_benchmark  # noqa: E402
+from videoclf.frames import (Sampling, clip_indices, eval_starts, letterbox, measure,  # noqa: E402
+                             open_video, read_clips)
 from videoclf.params import validate  # noqa: E402
+from videoclf.pool import map_videos  # noqa: E402
 from videoclf.shards import extract  # noqa: E402
+
+
+def _seek_clip(path: Path, s: Sampling) -> np.ndarray:
+    """The previous decoder: header count trusted, seek to the clip, decode forward."""
+    cap = open_video(path)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    start = eval_starts(n, 1, s)[0]
+    wanted = set(clip_indices(n, start, s))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+    got, i = [], start
+    while i <= max(wanted) and cap.grab():
+        if i in wanted:
+            got.append(letterbox(cap.retrieve()[1], s.height, s.width))
+        i += 1
+    cap.release()
+    return np.stack(got)
+
+
+def _rate(n: int, fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -33,33 +69,63 @@ def main() -> None:
     ap.add_argument("--tutorial-videos", type=int, default=100,
                     help="videos timed for the (slow) tutorial path; its rate is per clip")
     args = ap.parse_args()
+    out: dict = {"cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         manifest, videos_dir = videos_for_benchmark(args.videos, tmp)
         paths = [videos_dir / v for v in manifest.video]
+        out["videos"] = len(paths)
         random.seed(0)
         sample = paths[: args.tutorial_videos]
-        t0 = time.perf_counter()
-        for p in sample:
+        out["tutorial_clips_per_s"] = _rate(len(sample), lambda: [
             tutorial_frames_from_video_file(str(p), args.n_frames, (args.size, args.size),
-                                            args.frame_step)
-        tutorial = len(sample) / (time.perf_counter() - t0)
-        print(f"tutorial per-clip decoding: {tutorial:.1f} clips/s ({len(sample)} videos, "
-              f"1 process)")
+                                            args.frame_step) for p in sample])
+        print(f"tutorial per-clip decoding: {out['tutorial_clips_per_s']:.1f} clips/s "
+              f"({len(sample)} videos, 1 process)")
 
         frames = validate({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
-                                      "height": args.size, "width": args.size}})["frames"]
+                                      "height": args.size, "width": args.size,
+                                      "train_clips_per_video": 1}})["frames"]
         classes = sorted(manifest["class"].unique())
-        t0 = time.perf_counter()
-        index = extract(manifest, videos_dir, tmp / "frames", frames, classes)
-        stage = len(index) / (time.perf_counter() - t0)
-        print(f"extract stage: {stage:.1f} clips/s ({len(index)} clips, "
-              f"{os.cpu_count()} worker(s))")
-    ratio = stage / tutorial
-    print(f"speed-up: {ratio:.1f}x")
-    print(json.dumps({"videos": len(paths), "size": args.size, "n_frames": args.n_frames,
-                      "frame_step": args.frame_step, "tutorial_clips_per_s": round(tutorial, 2),
-                      "extract_clips_per_s": round(stage, 2), "ratio": round(ratio, 2)}))
+        for workers in (1, 2):
+            frames["workers"] = workers
+            t0 = time.perf_counter()
+            index = extract(manifest, videos_dir, tmp / f"frames{workers}", frames, classes)
+            out[f"extract_{workers}w_clips_per_s"] = len(index) / (time.perf_counter() - t0)
+            print(f"extract stage, {workers} worker(s): "
+                  f"{out[f'extract_{workers}w_clips_per_s']:.1f} clips/s ({len(index)} clips)")
+        a = (tmp / "frames1").iterdir()
+        out["same_bytes_1w_2w"] = all((tmp / "frames2" / f.name).read_bytes() == f.read_bytes()
+                                      for f in a)
+        out["ratio_vs_tutorial"] = out["extract_2w_clips_per_s"] / out["tutorial_clips_per_s"]
+        out["ratio_2w_vs_1w"] = out["extract_2w_clips_per_s"] / out["extract_1w_clips_per_s"]
+        print(f"speed-up over the tutorial: {out['ratio_vs_tutorial']:.1f}x; second core: "
+              f"{out['ratio_2w_vs_1w']:.2f}x; same bytes: {out['same_bytes_1w_2w']}")
+
+        # What the checks cost, one process each.
+        s = Sampling.from_params(frames)
+        sub = paths[:200]
+        out["count_videos_per_s"] = _rate(len(sub), lambda: [measure(p) for p in sub])
+        out["count_2w_videos_per_s"] = _rate(len(paths), lambda: list(
+            map_videos(measure, paths, 2, "count")))
+        out["straight_clips_per_s"] = _rate(len(sub), lambda: [
+            read_clips(p, partial(eval_starts, k=1, sampling=s), s, length=int(n))
+            for p, n in zip(sub, manifest.frames)])
+        out["seek_clips_per_s"] = _rate(len(sub), lambda: [_seek_clip(p, s) for p in sub])
+        print(f"download's full count: {out['count_videos_per_s']:.0f} videos/s "
+              f"(1 process), {out['count_2w_videos_per_s']:.0f} videos/s (2 workers)")
+        print(f"one clip, straight decode from frame 0: {out['straight_clips_per_s']:.1f} "
+              f"clips/s; seek to the clip (unchecked): {out['seek_clips_per_s']:.1f} clips/s")
+
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import videoclf.shards, videoclf.stage"], check=True)
+    out["extract_import_s"] = time.perf_counter() - t0
+    tf = subprocess.run([sys.executable, "-c", "import sys, videoclf.shards, videoclf.stage; "
+                         "print('tensorflow' in sys.modules)"], capture_output=True, text=True)
+    out["extract_imports_tensorflow"] = tf.stdout.strip() == "True"
+    print(f"extract stage imports in {out['extract_import_s']:.2f} s "
+          f"(TensorFlow loaded: {out['extract_imports_tensorflow']})")
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}))
 
 
 if __name__ == "__main__":

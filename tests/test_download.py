@@ -130,7 +130,7 @@ def test_rerun_after_interruption_fetches_only_the_rest(archive, tmp_path):
         fresh_bytes = server.bytes_served
         # An interrupted run: half of the members already complete in the staging folder.
         src = sources.ZipSource(server.url)
-        videos, _ = parse_members(src.names())
+        videos = parse_members(src.names()).videos
         half = [v for v in videos if v.member in set(full.member)][: len(full) // 2]
         staging = tmp_path / "s2" / sources.staging_key(data)
         staging.mkdir(parents=True)

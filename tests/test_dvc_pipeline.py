@@ -126,6 +126,27 @@ def test_data_params_rerun_everything(project):
     assert list(per) == ["Dim", "Flicker"]
 
 
+def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
+    from test_footage import DAMAGED, _class_folders
+
+    src = _class_folders(tmp_path / "mine")
+    out = sh(project, "dvc", "exp", "run", "-n", "mine", "-S", "data.source=url",
+             "-S", f"data.url={src}", "-S", "data.num_classes=2",
+             "-S", "data.per_class.train=3")
+    assert ran(out) == {"download", "extract", "train", "evaluate", "plot"}
+    assert "leakage across splits cannot be ruled out" in out
+    report = json.loads((project / "data" / "videos" / "report.json").read_text())
+    assert report["classes"] == ["Bike", "Phone"] and report["layout"] == "folders"
+    assert any(s["member"].endswith(DAMAGED) and s["declared_frames"] == 120
+               for s in report["skipped"])
+    suffixes = {Path(v).suffix for v in
+                json.loads((project / "metrics" / "eval" / "predictions.json").read_text())
+                for v in [v["video"]]}
+    assert len(suffixes) >= 3  # test videos of several containers were scored
+    assert set(json.loads((project / "metrics" / "per_class.json").read_text())) == {
+        "Bike", "Phone"}
+
+
 def test_queue_runs_two_experiments_and_apply_restores_one(project):
     sh(project, "git", "checkout", "-q", "--", ".")
     sh(project, "dvc", "checkout", "-q", check=False)

@@ -17,8 +17,8 @@ def test_shards_and_index(tiny_frames, tiny_manifest, tiny_params):
     assert meta["sampling"] == {"n_frames": f["n_frames"], "frame_step": f["frame_step"],
                                 "height": f["height"], "width": f["width"],
                                 "short_video": f["short_video"]}
-    assert list(index.columns) == ["video", "class", "label", "group", "split", "clip", "shard",
-                                   "row", "real_frames"]
+    assert list(index.columns) == ["video", "class", "label", "group", "split", "clip", "start",
+                                   "shard", "row", "real_frames"]
     assert len(index) == len(tiny_manifest)  # one clip per video by default
     for shard, rows in index.groupby("shard"):
         arr = np.load(tiny_frames / shard, mmap_mode="r")
@@ -47,7 +47,7 @@ def test_byte_identical_whatever_the_worker_count(tiny_videos, tiny_manifest, tm
 
 def test_k_clips_and_bounded_shards(tiny_videos, tiny_manifest, tmp_path):
     index = _run(tiny_manifest, tiny_videos, tmp_path / "f", n_frames=4, frame_step=4,
-                 height=32, width=32, train_clips_per_video=3, shard_mb=1, workers=2)
+                 height=64, width=64, train_clips_per_video=3, shard_mb=1, workers=2)
     train = index[index.split == "train"]
     assert (train.groupby("video").size() == 3).all()
     assert (index[index.split != "train"].groupby("video").size() == 1).all()
@@ -55,12 +55,16 @@ def test_k_clips_and_bounded_shards(tiny_videos, tiny_manifest, tmp_path):
     for _, rows in train.groupby("video"):
         assert rows.shard.nunique() == 1 and list(rows.row) == list(range(rows.row.min(),
                                                                            rows.row.min() + 3))
-    # 1 MB shards of 3 x 12 KB clips per video: several shards, none over the bound
-    # by more than one video.
+    # 1 MB shards of 3 x 48 KB clips per video: several shards, none over the bound, every
+    # row of every shard indexed exactly once.
     shards = sorted((tmp_path / "f").glob("train-*.npy"))
-    assert len(shards) >= 1
+    assert len(shards) >= 2
     for s in shards:
-        assert s.stat().st_size <= 2**20 + 3 * 4 * 32 * 32 * 3 + 128
+        assert s.stat().st_size <= 2**20 + 128
+        rows = sorted(index[index.shard == s.name].row)
+        assert rows == list(range(len(np.load(s, mmap_mode="r"))))
+    # The starts recorded are the stratified ones, distinct within a video.
+    assert (train.groupby("video").start.nunique() == 3).all()
     # Different starts give different clips.
     arr = np.load(shards[0])
     assert not np.array_equal(arr[0], arr[1])

@@ -71,15 +71,15 @@ def test_read_clips_real_video(tmp_path):
     path = tmp_path / "v_Still_g01_c01.avi"
     builtin.write_clip("UCF101/v_Still_g01_c01.avi", 42, path)
     s = Sampling(8, 5, 64, 64)
-    clips, real, length = read_clips(path, lambda n: eval_starts(n, 2, s), s)
+    clips, real, starts, length = read_clips(path, lambda n: eval_starts(n, 2, s), s)
     assert clips.shape == (2, 8, 64, 64, 3) and clips.dtype == np.uint8
-    assert real == [8, 8] and length >= 150
+    assert real == [8, 8] and length >= 150 and starts == eval_starts(length, 2, s)
     # A clip longer than the video loops instead of going black.
     long = Sampling(100, 5, 64, 64, "loop")
-    clips, real, _ = read_clips(path, lambda n: [0], long)
+    clips, real, _, _ = read_clips(path, lambda n: [0], long)
     assert real[0] < 100 and clips[0, -1].any()
     pad = Sampling(100, 5, 64, 64, "pad")
-    clips, _, _ = read_clips(path, lambda n: [0], pad)
+    clips, _, _, _ = read_clips(path, lambda n: [0], pad)
     assert not clips[0, -1].any()
 
 
@@ -89,6 +89,7 @@ def test_broken_videos(tmp_path):
     text = tmp_path / "text.avi"
     text.write_text("not a video at all\n" * 100)
     assert probe(empty) == "empty file"
+    assert probe(tmp_path / "missing.avi") == "no such file"
     assert probe(text) is not None
     with pytest.raises(VideoError):
         read_clips(text, lambda n: [0], Sampling(4, 2, 32, 32))
@@ -105,5 +106,5 @@ def test_seeking_gives_the_frames_a_full_decode_gives(tmp_path):
         frames.append(letterbox(got[1], 32, 32))
     s = Sampling(6, 7, 32, 32)
     for start in (0, 1, 13, 40, len(frames) - s.need):
-        clips, _, _ = read_clips(path, lambda n, st=start: [st], s)
+        clips = read_clips(path, lambda n, st=start: [st], s).array
         assert np.array_equal(clips[0], np.stack([frames[start + 7 * j] for j in range(6)]))

@@ -27,7 +27,7 @@ def test_saved_model_loads_in_a_fresh_process_safely(tmp_path):
     np.save(tmp_path / "x.npy", x)
     expected = m.predict_on_batch(x)
     code = (
-        "import sys, json, numpy as np, keras, videoclf\n"
+        "import sys, json, numpy as np, keras, videoclf.model\n"
         "m = keras.models.load_model(sys.argv[1], safe_mode=True)\n"
         "print(json.dumps(m.predict_on_batch(np.load(sys.argv[2])).tolist()))\n"
     )

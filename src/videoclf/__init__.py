@@ -1,7 +1,8 @@
 """videoclf: a reproducible (2+1)D ResNet video-classification pipeline on DVC.
 
-Importing the package registers the model's custom Keras layers, so
-``keras.models.load_model("data/model/model.keras")`` works after ``import videoclf``.
+Importing the package is light (no TensorFlow): the stages that only decode video never pay
+for it. ``import videoclf.model`` registers the model's custom Keras layers, so that
+``keras.models.load_model("data/model/model.keras")`` works after it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,5 @@ import cv2
 # One OpenCV thread per process: parallelism comes from process pools, and an OpenCV thread
 # pool alive in a parent deadlocks the children it forks.
 cv2.setNumThreads(1)
-
-from . import model  # noqa: E402,F401  (registers the custom layers with Keras)
 
 __version__ = "0.1.0"

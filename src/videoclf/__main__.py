@@ -7,14 +7,24 @@ import json
 import sys
 from pathlib import Path
 
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg"}
+from .dataset import is_video
+
+
+class _NoVideo(Exception):
+    pass
 
 
 def _expand(paths: list[str]) -> list[Path]:
+    """Files as given; folders searched recursively for video files. A folder holding no
+    video is an error, not silence."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and is_video(f.name))
+            if not found:
+                raise _NoVideo(f"{p}: no video file in this folder (looked for "
+                               ".avi .mp4 .mkv .webm .mov .mpg ... in any case)")
+            out += found
         else:
             out.append(p)
     return out
@@ -30,9 +40,19 @@ def predict_main(argv: list[str]) -> int:
     ap.add_argument("--clips", type=int, default=None,
                     help="clips per video (default: evaluate.clips_per_video in params.yaml, else 1)")
     ap.add_argument("--workers", type=int, default=0, help="decoding processes (0 = all cores)")
+    ap.add_argument("--min-decodable", type=float, default=0.5,
+                    help="a video decoding less than this share of the frames its header "
+                         "declares is reported as damaged, not predicted (default 0.5)")
     args = ap.parse_args(argv)
     if args.top_k < 1:
         ap.error("--top-k must be >= 1")
+    if not 0.0 <= args.min_decodable <= 1.0:
+        ap.error("--min-decodable must be between 0 and 1")
+    try:
+        videos = _expand(args.paths)
+    except _NoVideo as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
     from .frames import Sampling
     from .inference import score_videos, top_k
@@ -44,10 +64,9 @@ def predict_main(argv: list[str]) -> int:
         return 2
     model, labels, sampling = load_trained(model_dir)
     clips = args.clips or _clips_from_params()
-    videos = _expand(args.paths)
     failed = 0
     for path, probs, error in score_videos(model, videos, Sampling(**sampling), clips,
-                                           args.workers):
+                                           args.workers, min_decodable=args.min_decodable):
         if error:
             failed += 1
             print(f"error: {path}: {error}", file=sys.stderr)

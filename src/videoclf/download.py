@@ -8,56 +8,97 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from . import frames, sources
-from .dataset import SPLITS, DatasetError, parse_members, select_classes, split_videos
+from .dataset import (GROUPS_FILE, SPLITS, DatasetError, Listing, parse_members, read_groups_csv,
+                      select_classes, split_videos)
 from .outputs import staged_dir, write_json, write_parquet
+from .pool import map_videos
 
 log = logging.getLogger(__name__)
 
 
+MANIFEST_COLUMNS = ["video", "member", "class", "label", "group", "clip", "split", "frames"]
+LEAKAGE_NOTE = ("{n} video(s) have no group (no _gNN_ in the name, not in groups.csv): each is "
+                "its own group, so clips cut from one recording may sit in train and test, and "
+                "leakage across splits cannot be ruled out")
+
+
+def list_videos(source: sources.Source, layout: str) -> Listing:
+    """The videos of a source, read with ``layout`` (``groups.csv`` at its root applies)."""
+    names = source.names()
+    listing = parse_members(names, layout)
+    if listing.layout == "folders":
+        groups_member = f"{listing.root}/{GROUPS_FILE}" if listing.root else GROUPS_FILE
+        if groups_member in names:
+            text = source.read_text(groups_member)
+            if text is not None:
+                listing = parse_members(names, layout, read_groups_csv(text))
+    return listing
+
+
+def _measure(job: tuple[Path, float]) -> tuple[int, dict | None]:
+    path, min_decodable = job
+    try:
+        return frames.measure(path, min_decodable).decoded, None
+    except frames.VideoError as e:
+        return 0, e.report()
+
+
 def download(data: dict, out_dir: Path, staging_root: Path, workers: int = 0) -> pd.DataFrame:
-    """Build ``out_dir/{train,val,test}/<Class>/*.avi``, ``manifest.parquet`` and ``report.json``.
+    """Build ``out_dir/{train,val,test}/<Class>/<video>``, ``manifest.parquet`` and
+    ``report.json``.
 
     Members are fetched into a staging folder that survives an interrupted run, and moved into
-    ``out_dir`` only when every step succeeded; the staging folder is then removed.
+    ``out_dir`` only when every step succeeded; the staging folder is then removed. Every
+    selected video is decoded once in full: its real frame count goes into the manifest, and
+    one that does not decode, or decodes less than ``data.min_decodable`` of the frames its
+    header declares, is skipped and reported.
     """
     source = sources.open_source(data, workers)
-    names = source.names()
-    videos, refused = parse_members(names)
+    listing = list_videos(source, data["layout"])
+    videos, refused = listing.videos, listing.refused
     if not videos:
-        raise DatasetError(f"{source.describe()}: no v_<Class>_gXX_cYY.avi member")
+        raise DatasetError(f"{source.describe()}: no video found (layout {listing.layout}: "
+                           "v_<Class>_gXX_cYY.<ext> names, or <Class>/<video> folders)")
     classes = select_classes(videos, data["num_classes"])
     splits = split_videos(videos, classes, data["per_class"], data["split_by"], data["seed"])
     selected = [v for s in SPLITS for v in splits[s]]
-    log.info("download: %s, %d members, %d videos in %d classes; %d selected (%s split)",
-             source.describe(), len(names), len(videos), len({v.cls for v in videos}),
-             len(selected), data["split_by"])
+    log.info("download: %s, %d videos in %d classes (%s layout%s); %d selected (%s split)",
+             source.describe(), len(videos), len({v.cls for v in videos}), listing.layout,
+             f", root {listing.root}/" if listing.root else "", len(selected), data["split_by"])
+    ungrouped = sum(1 for v in selected if v.group_from == "none")
+    note = LEAKAGE_NOTE.format(n=ungrouped) if ungrouped else None
+    if note and data["split_by"] == "group":
+        log.warning("download: %s", note)
 
     staging = staging_root / sources.staging_key(data)
     staging.mkdir(parents=True, exist_ok=True)
     paths, failures = source.fetch(selected, staging)
     skipped = refused + failures
+    fetched = [v for v in selected if v.member in paths]
+    workers = workers or os.cpu_count() or 1
+    checks = dict(zip((v.member for v in fetched), map_videos(
+        _measure, [(paths[v.member], data["min_decodable"]) for v in fetched], workers,
+        "check")))
+    copy = isinstance(source, sources.DirSource)  # never hard-link a user's own files
     rows = []
     with staged_dir(out_dir) as tmp:
         for split in SPLITS:
-            for v in tqdm(splits[split], desc=f"check {split}", unit="clip", leave=False,
-                          disable=None):
-                if v.member not in paths:
+            for v in splits[split]:
+                if v.member not in checks:
                     continue
-                reason = frames.probe(paths[v.member])
-                if reason:
-                    skipped.append({"member": v.member, "reason": reason})
+                n_frames, problem = checks[v.member]
+                if problem:
+                    skipped.append({"member": v.member, **problem})
                     continue
                 rel = Path(split) / v.cls / v.filename
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(paths[v.member], tmp / rel)
+                _link_or_copy(paths[v.member], tmp / rel, copy)
                 rows.append({"video": rel.as_posix(), "member": v.member, "class": v.cls,
                              "label": classes.index(v.cls), "group": v.group_id,
-                             "clip": v.clip, "split": split})
-        manifest = pd.DataFrame(rows, columns=["video", "member", "class", "label", "group",
-                                               "clip", "split"])
+                             "clip": v.clip, "split": split, "frames": n_frames})
+        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         counts = manifest.groupby(["split", "class"]).size()
         missing = [f"{s}/{c}" for s in SPLITS for c in classes if (s, c) not in counts.index]
         if missing:
@@ -68,8 +109,12 @@ def download(data: dict, out_dir: Path, staging_root: Path, workers: int = 0) ->
         write_parquet(tmp / "manifest.parquet", manifest)
         write_json(tmp / "report.json", {
             "source": source.describe(),
+            "layout": listing.layout,
+            "root": listing.root,
             "classes": classes,
             "split_by": data["split_by"],
+            "grouped_by": listing.grouped_by,
+            "leakage_warning": note,
             "counts": {s: {c: int(counts.get((s, c), 0)) for c in classes} for s in SPLITS},
             "skipped": skipped,
         })
@@ -80,7 +125,10 @@ def download(data: dict, out_dir: Path, staging_root: Path, workers: int = 0) ->
     return manifest
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _link_or_copy(src: Path, dst: Path, copy: bool = False) -> None:
+    if copy:
+        shutil.copyfile(src, dst)
+        return
     try:
         os.link(src, dst)
     except OSError:

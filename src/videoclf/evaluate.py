@@ -58,7 +58,9 @@ def evaluate(model, classes: list[str], sampling: dict, manifest: pd.DataFrame,
     log.info("evaluate: %d test videos, %d clip(s) per video", len(paths), clips_per_video)
     probs, actual, kept, skipped = [], [], [], []
     label_of = dict(zip(test.video, test["class"]))
-    for path, p, error in score_videos(model, paths, s, clips_per_video, workers):
+    lengths = [int(n) for n in test.frames] if "frames" in test else None  # measured on download
+    for path, p, error in score_videos(model, paths, s, clips_per_video, workers,
+                                       lengths=lengths):
         rel = path.relative_to(videos_dir).as_posix()
         if error:
             skipped.append({"video": rel, "reason": error})

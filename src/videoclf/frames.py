@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -20,7 +21,18 @@ from .seeding import derive_seed
 
 
 class VideoError(RuntimeError):
-    """A video that OpenCV cannot decode."""
+    """A video that OpenCV cannot decode (or decodes far less of than it claims)."""
+
+    def __init__(self, reason: str, decoded: int | None = None, declared: int | None = None):
+        super().__init__(reason)
+        self.decoded, self.declared = decoded, declared
+
+    def report(self) -> dict:
+        """The reason, plus the frame counts when the stream is damaged (for report.json)."""
+        out: dict = {"reason": str(self)}
+        if self.decoded is not None:
+            out.update(decoded_frames=self.decoded, declared_frames=self.declared)
+        return out
 
 
 @dataclass(frozen=True)
@@ -100,102 +112,184 @@ def open_video(path: Path) -> cv2.VideoCapture:
     return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
 
 
-def frame_count(path: Path) -> int:
-    cap = open_video(path)
-    try:
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-    finally:
-        cap.release()
+# A header count outside (0, this) is no count at all (FLV and Ogg give -2**63, some give 0).
+_MAX_PLAUSIBLE_FRAMES = 10_000_000
 
 
-def probe(path: Path) -> str | None:
-    """None if OpenCV decodes a first frame of the video, else the reason it does not."""
-    if Path(path).stat().st_size == 0:
-        return "empty file"
+def _declared(cap: cv2.VideoCapture) -> int:
+    """The container's frame count, or 0 where it has none worth reading."""
+    n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(n) if 0 < n < _MAX_PLAUSIBLE_FRAMES else 0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a straight decode of a whole video found."""
+
+    decoded: int      # frames a sequential decode gives: the real length
+    declared: int     # what the container claims (0: no usable claim)
+    fps: float
+    width: int
+    height: int
+
+
+def measure(path: Path, min_decodable: float = 0.0) -> Probe:
+    """Decode a whole video once (``grab`` only, no colour conversion) and count its frames.
+
+    Raises VideoError if it cannot be opened, decodes no frame, or decodes less than
+    ``min_decodable`` of the frames its header declares (a damaged stream).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError("no such file")
+    if path.stat().st_size == 0:
+        raise VideoError("empty file")
     cap = open_video(path)
     try:
         if not cap.isOpened():
-            return "OpenCV cannot open it as a video"
-        ok, _ = cap.read()
-        return None if ok else "OpenCV opens it but decodes no frame"
+            raise VideoError("OpenCV cannot open it as a video")
+        declared = _declared(cap)
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n = 0
+        try:
+            while cap.grab():
+                n += 1
+        except cv2.error as e:  # some corrupt streams raise instead of returning False
+            if n == 0:
+                raise VideoError(f"OpenCV error: {_last_line(e)}") from None
     finally:
         cap.release()
+    if n == 0:
+        raise VideoError("OpenCV opens it but decodes no frame")
+    _check_damage(n, declared, min_decodable)
+    return Probe(n, declared, fps, w, h)
 
 
-def _decode(path: Path, wanted: set[int], sampling: Sampling) -> tuple[dict[int, np.ndarray], int]:
-    """Decode frames in ``wanted`` in one forward pass; returns them and the frames seen."""
+def _check_damage(decoded: int, declared: int, min_decodable: float) -> None:
+    if declared and decoded < min_decodable * declared:
+        raise VideoError(
+            f"damaged stream: decodes {decoded} of the {declared} frames its header declares "
+            f"(below {min_decodable:g} of them)", decoded, declared)
+
+
+def probe(path: Path) -> str | None:
+    """None if the whole video decodes, else the reason it does not."""
+    try:
+        measure(path)
+        return None
+    except VideoError as e:
+        return str(e)
+
+
+class Clips(NamedTuple):
+    """Clips of one video and where they come from."""
+
+    array: np.ndarray        # [K, T, H, W, 3] uint8 RGB
+    real_frames: list[int]   # per clip, frames inside the video (the rest loop or pad)
+    starts: list[int]        # per clip, its first frame number (0-based, decode order)
+    length: int              # frames the video really has
+
+
+def _decode(path: Path, wanted: set[int], stop: int, sampling: Sampling
+            ) -> tuple[dict[int, np.ndarray], int, bool]:
+    """One straight pass from frame 0, never a seek: ``CAP_PROP_POS_FRAMES`` seeks land on
+    the wrong frame in some streams (B-frames, MPEG elementary streams, damaged files).
+
+    Keeps (letterboxed) the frames in ``wanted`` and grabs up to frame number ``stop``.
+    Returns the frames, how many frames were grabbed, and whether the stream ended first.
+    """
     cap = open_video(path)
     if not cap.isOpened():
         raise VideoError("OpenCV cannot open it as a video")
     got: dict[int, np.ndarray] = {}
-    last = max(wanted)
-    i = min(wanted)
+    i = 0
+    ended = False
     try:
-        # FFmpeg seeks to the keyframe before frame i and decodes forward to it exactly,
-        # which skips most of the frames before a clip.
-        if i > 0 and not cap.set(cv2.CAP_PROP_POS_FRAMES, i):
-            i = 0
-        while i <= last:
+        while i <= stop:
             # grab() decodes without converting; only kept frames pay for retrieve().
             if not cap.grab():
+                ended = True
                 break
             if i in wanted:
                 ok, frame = cap.retrieve()
                 if not ok:
+                    ended = True
                     break
                 got[i] = letterbox(frame, sampling.height, sampling.width)
             i += 1
     finally:
         cap.release()
-    return got, i
+    return got, i, ended
 
 
-def read_clips(path: Path, starts_for, sampling: Sampling) -> tuple[np.ndarray, list[int], int]:
-    """Clips ``[K, T, H, W, 3]`` uint8 RGB from ``path``.
+_TO_END = 1 << 62  # a ``stop`` no stream reaches: decode until the stream ends
 
-    ``starts_for(length)`` gives the K start frames for a video of that many frames. The frame
-    count in the header is trusted first; if decoding ends early the clips are sampled again
-    from the frames that really exist. Returns the clips, real frames per clip, and the length.
+
+def read_clips(path: Path, starts_for, sampling: Sampling, length: int | None = None,
+               min_decodable: float = 0.0) -> Clips:
+    """Clips ``[K, T, H, W, 3]`` uint8 RGB from ``path``, frame for frame what a straight
+    sequential decode gives at the chosen frame numbers.
+
+    ``starts_for(length)`` gives the K start frames for a video of that many frames. The
+    length is ``length`` when the caller measured it (the download stage does), else the
+    header's count, checked while decoding: the pass goes one frame past the claimed end,
+    so a header that over- or under-counts is caught and the clips are sampled again from
+    the real length. A stream decoding less than ``min_decodable`` of what it declares is
+    an error, never looped.
     """
     if not Path(path).is_file():
         raise VideoError("no such file")
     try:
-        return _read_clips(Path(path), starts_for, sampling)
+        return _read_clips(Path(path), starts_for, sampling, length, min_decodable)
     except cv2.error as e:  # OpenCV raises on some corrupt streams instead of returning False
-        raise VideoError(f"OpenCV error: {str(e).strip().splitlines()[-1]}") from None
+        raise VideoError(f"OpenCV error: {_last_line(e)}") from None
 
 
-def _read_clips(path: Path, starts_for, sampling: Sampling) -> tuple[np.ndarray, list[int], int]:
-    length = frame_count(path)
-    for _ in range(2):
-        if length <= 0:
-            length = _count_by_decoding(path)
-            if length == 0:
-                raise VideoError("OpenCV decodes no frame")
-        starts = starts_for(length)
-        plans = [clip_indices(length, s, sampling) for s in starts]
-        wanted = {f for plan in plans for f in plan if f is not None}
-        frames, seen = _decode(path, wanted, sampling)
-        if wanted <= frames.keys():
-            black = np.zeros((sampling.height, sampling.width, 3), np.uint8)
-            clips = np.stack([
-                np.stack([frames[f] if f is not None else black for f in plan]) for plan in plans
-            ])
-            real = [sum(1 for j in range(sampling.n_frames) if s + j * sampling.frame_step < length)
-                    for s in starts]
-            return clips, real, length
+def _read_clips(path: Path, starts_for, sampling: Sampling, length: int | None,
+                min_decodable: float) -> Clips:
+    declared = 0
+    if not length:
+        cap = open_video(path)
+        try:
+            if not cap.isOpened():
+                raise VideoError("OpenCV cannot open it as a video")
+            declared = _declared(cap)
+        finally:
+            cap.release()
+        length = declared
+    frames: dict[int, np.ndarray] = {}
+    for _ in range(3):
+        if length:
+            starts = list(starts_for(length))
+            plans = [clip_indices(length, s, sampling) for s in starts]
+            wanted = {f for plan in plans for f in plan if f is not None}
+            if wanted <= frames.keys():
+                break
+            # Grab one frame past the claimed end, so a short count is caught too.
+            frames, seen, ended = _decode(path, wanted, max(max(wanted), length), sampling)
+        else:  # no usable count: decode to the end, keeping nothing, then sample
+            frames, seen, ended = _decode(path, set(), _TO_END, sampling)
         if seen == 0:
             raise VideoError("OpenCV decodes no frame")
-        length = seen  # the header over-counted: sample again from what decodes
-    raise VideoError("frame count keeps changing while decoding")
+        if ended and seen != length:
+            length = seen  # the count was wrong: the real length is what decoded
+            continue
+        if not ended:  # frame number `length` exists: more frames than claimed, count them
+            _, length, _ = _decode(path, set(), _TO_END, sampling)
+            continue
+        break
+    else:
+        raise VideoError("frame count keeps changing while decoding")
+    _check_damage(length, declared, min_decodable)
+    black = np.zeros((sampling.height, sampling.width, 3), np.uint8)
+    clips = np.stack([np.stack([frames[f] if f is not None else black for f in plan])
+                      for plan in plans])
+    real = [sum(1 for j in range(sampling.n_frames) if s + j * sampling.frame_step < length)
+            for s in starts]
+    return Clips(clips, real, starts, length)
 
 
-def _count_by_decoding(path: Path) -> int:
-    cap = open_video(path)
-    n = 0
-    try:
-        while cap.grab():
-            n += 1
-    finally:
-        cap.release()
-    return n
+def _last_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[-1] if lines else type(e).__name__

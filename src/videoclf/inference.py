@@ -14,28 +14,36 @@ import numpy as np
 
 from ._tf import keras, tf
 from .frames import Sampling, VideoError, eval_starts, read_clips
-from .shards import map_videos
+from .pool import map_videos
 
 
-def _sample(path: Path, k: int, sampling: Sampling) -> tuple[np.ndarray | None, str | None]:
+def _sample(job: tuple[Path, int | None], k: int, sampling: Sampling, min_decodable: float
+            ) -> tuple[np.ndarray | None, str | None]:
+    path, length = job
     try:
-        clips, _, _ = read_clips(path, partial(eval_starts, k=k, sampling=sampling), sampling)
-        return clips, None
+        clips = read_clips(path, partial(eval_starts, k=k, sampling=sampling), sampling,
+                           length=length, min_decodable=min_decodable)
+        return clips.array, None
     except VideoError as e:
         return None, str(e)
 
 
 def score_videos(model: keras.Model, paths: list[Path], sampling: Sampling, k: int,
-                 workers: int = 0, batch_size: int = 16
+                 workers: int = 0, batch_size: int = 16, lengths: list[int] | None = None,
+                 min_decodable: float = 0.0
                  ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
     """Yield ``(path, class probabilities, error)`` per video, in order.
 
     Clips are decoded by a process pool and scored in batches; a video that cannot be read
-    yields ``(path, None, reason)`` and the others go on.
+    (or, below ``min_decodable``, is damaged) yields ``(path, None, reason)`` and the others
+    go on. ``lengths``: frame counts already measured (the manifest's), else found while
+    decoding.
     """
     workers = workers or os.cpu_count() or 1
-    results = map_videos(partial(_sample, k=k, sampling=sampling), list(paths),
-                         min(workers, max(1, len(paths))), "score")
+    paths = list(paths)
+    jobs = list(zip(paths, lengths if lengths is not None else [None] * len(paths)))
+    results = map_videos(partial(_sample, k=k, sampling=sampling, min_decodable=min_decodable),
+                         jobs, workers, "score", chunksize=1)
     pending: list[tuple[Path, np.ndarray]] = []
 
     def flush() -> Iterator[tuple[Path, np.ndarray, None]]:

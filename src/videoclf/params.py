@@ -86,6 +86,8 @@ SCHEMA: dict[str, Any] = {
             "test": (_int(1), 10),
         },
         "split_by": (_choice("group", "file"), "group"),
+        "layout": (_choice("auto", "ucf101", "folders"), "auto"),
+        "min_decodable": (_float(0.0, 1.0), 0.5),
         "seed": (_int(0), 42),
     },
     "frames": {

@@ -1,30 +1,31 @@
 """The extract stage: decode every clip once into uint8 NPY shards with a Parquet index.
 
-Videos are decoded by a process pool, results come back in manifest order and stream into
-shards of at most ``frames.shard_mb`` (a video's clips never straddle two shards), so memory
-stays flat and the bytes written do not depend on the number of workers.
+The shard and row of every video are planned from the manifest before any decoding (every
+clip has the same shape, and each split a fixed number of clips per video), so the workers
+write their clips straight into the shard files (memory-mapped) and send back only a few
+numbers; the parent writes the index. Which shard a video lands in depends on the video
+order and ``frames.shard_mb`` alone, never on the worker count, so the bytes are the same
+for any ``frames.workers``. A video's clips never straddle two shards.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import multiprocessing as mp
 import os
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from .dataset import SPLITS, DatasetError
 from .frames import Sampling, VideoError, eval_starts, read_clips, train_starts
 from .outputs import staged_dir, write_json, write_parquet
+from .pool import map_videos
 
 log = logging.getLogger(__name__)
 
-INDEX_COLUMNS = ["video", "class", "label", "group", "split", "clip", "shard", "row",
+INDEX_COLUMNS = ["video", "class", "label", "group", "split", "clip", "start", "shard", "row",
                  "real_frames"]
 
 
@@ -34,99 +35,81 @@ def _starts(split: str, clips: int, sampling: Sampling, seed: int, name: str):
     return partial(eval_starts, k=1, sampling=sampling)
 
 
-def _extract_one(job: tuple[Path, str, int, Sampling, int]):
-    path, split, clips, sampling, seed = job
+def _extract_one(job: dict) -> tuple[list[int], list[int], dict | None]:
+    """Decode one video's clips into its rows of its shard; return (real frames, starts, error)."""
     try:
-        arr, real, _ = read_clips(path, _starts(split, clips, sampling, seed, path.name), sampling)
-        return arr, real, None
+        clips = read_clips(job["path"], _starts(job["split"], job["k"], job["sampling"],
+                                                job["seed"], job["path"].name),
+                           job["sampling"], length=job["length"])
     except VideoError as e:
-        return None, None, str(e)
+        return [], [], e.report()
+    shard = np.load(job["shard"], mmap_mode="r+")
+    shard[job["row"] : job["row"] + len(clips.array)] = clips.array
+    shard.flush()
+    del shard
+    return clips.real_frames, clips.starts, None
 
 
-def map_videos(func, jobs: list, workers: int, desc: str):
-    """Yield ``func(job)`` in job order, over a process pool when ``workers`` > 1."""
-    if workers <= 1:
-        yield from tqdm(map(func, jobs), total=len(jobs), desc=desc, unit="video", leave=False,
-                        disable=None)
-        return
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    # Forked children share the parent's heap (TensorFlow included) copy-on-write; frozen
-    # objects are never visited by the children's garbage collector, so pages stay shared.
-    gc.freeze()
-    try:
-        with ctx.Pool(workers) as pool:
-            yield from tqdm(pool.imap(func, jobs, chunksize=4), total=len(jobs), desc=desc,
-                            unit="video", leave=False, disable=None)
-    finally:
-        gc.unfreeze()
+def plan_shards(records: list[dict], clips_per_video: dict[str, int], clip_bytes: int,
+                max_bytes: int) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """(shard name, first row) for each record, in order, and the rows of every shard.
 
-
-class _ShardWriter:
-    def __init__(self, folder: Path, split: str, max_bytes: int):
-        self.folder, self.split, self.max_bytes = folder, split, max_bytes
-        self.buffer: list[np.ndarray] = []
-        self.bytes = 0
-        self.count = 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.split}-{self.count:05d}.npy"
-
-    def add(self, clips: np.ndarray) -> tuple[str, int]:
-        """Queue a video's clips; returns (shard, first row)."""
-        if self.buffer and self.bytes + clips.nbytes > self.max_bytes:
-            self.flush()
-        row = sum(len(b) for b in self.buffer)
-        self.buffer.append(clips)
-        self.bytes += clips.nbytes
-        return self.name, row
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        tmp = self.folder / f".{self.name}.tmp"
-        n = sum(len(b) for b in self.buffer)
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-                  "fortran_order": False, "shape": (n, *self.buffer[0].shape[1:])}
-        with open(tmp, "wb") as f:
-            # The NPY header, then each video's bytes: no concatenated copy of the shard.
-            np.lib.format.write_array_header_1_0(f, header)
-            for clips in self.buffer:
-                f.write(np.ascontiguousarray(clips, dtype=np.uint8).data)
-        os.replace(tmp, self.folder / self.name)
-        self.buffer, self.bytes = [], 0
-        self.count += 1
+    Records of one split fill ``<split>-00000.npy`` until the next video would pass
+    ``max_bytes``, then the next shard (a single video larger than that gets a shard alone).
+    """
+    where: list[tuple[str, int]] = []
+    rows: dict[str, int] = {}
+    count = {s: 0 for s in SPLITS}
+    for r in records:
+        split = r["split"]
+        name = f"{split}-{count[split]:05d}.npy"
+        n = clips_per_video[split]
+        if rows.get(name, 0) and (rows[name] + n) * clip_bytes > max_bytes:
+            count[split] += 1
+            name = f"{split}-{count[split]:05d}.npy"
+        where.append((name, rows.get(name, 0)))
+        rows[name] = rows.get(name, 0) + n
+    return where, rows
 
 
 def extract(manifest: pd.DataFrame, videos_dir: Path, out_dir: Path, frames_params: dict,
             classes: list[str]) -> pd.DataFrame:
-    """Write ``out_dir/{split}-NNNNN.npy``, ``index.parquet``, ``meta.json`` and ``report.json``."""
+    """Write ``out_dir/{split}-NNNNN.npy``, ``index.parquet``, ``meta.json`` and ``report.json``.
+
+    Rows of a video that fails to decode stay zero in its shard; the index never points at them.
+    """
     sampling = Sampling.from_params(frames_params)
     k = frames_params["train_clips_per_video"]
+    per_video = {"train": k, "val": 1, "test": 1}
     workers = frames_params["workers"] or os.cpu_count() or 1
     max_bytes = frames_params["shard_mb"] * 2**20
+    clip_shape = (sampling.n_frames, sampling.height, sampling.width, 3)
     order = manifest.split.map(SPLITS.index)
     records = manifest.assign(_order=order).sort_values(["_order", "video"]).to_dict("records")
-    jobs = [(videos_dir / r["video"], r["split"], k, sampling, frames_params["seed"])
-            for r in records]
+    where, shard_rows = plan_shards(records, per_video, int(np.prod(clip_shape)), max_bytes)
     log.info("extract: %d videos, %dx%dx%d every %d frames (%s), %d clip(s) per train video, "
-             "%d worker(s)", len(jobs), sampling.n_frames, sampling.height, sampling.width,
+             "%d worker(s)", len(records), sampling.n_frames, sampling.height, sampling.width,
              sampling.frame_step, sampling.short_video, k, workers)
     rows, skipped = [], []
     with staged_dir(out_dir) as tmp:
-        writers = {s: _ShardWriter(tmp, s, max_bytes) for s in SPLITS}
+        for name, n in shard_rows.items():
+            # A sparse file of the right size with its NPY header; workers fill the rows.
+            np.lib.format.open_memmap(tmp / name, mode="w+", dtype=np.uint8,
+                                      shape=(n, *clip_shape)).flush()
+        jobs = [{"path": videos_dir / r["video"], "split": r["split"], "k": per_video[r["split"]],
+                 "sampling": sampling, "seed": frames_params["seed"],
+                 "length": int(r["frames"]) if "frames" in r else None,
+                 "shard": tmp / shard, "row": row} for r, (shard, row) in zip(records, where)]
         results = map_videos(_extract_one, jobs, workers, "extract")
-        for r, (clips, real, error) in zip(records, results):
+        for r, (shard, row), (real, starts, error) in zip(records, where, results):
             if error:
-                skipped.append({"video": r["video"], "reason": error})
+                skipped.append({"video": r["video"], **error})
                 continue
-            shard, row = writers[r["split"]].add(clips)
-            for c in range(len(clips)):
+            for c in range(len(starts)):
                 rows.append({**{key: r[key] for key in ("video", "class", "label", "group",
                                                         "split")},
-                             "clip": c, "shard": shard, "row": row + c, "real_frames": real[c]})
-        for w in writers.values():
-            w.flush()
+                             "clip": c, "start": starts[c], "shard": shard, "row": row + c,
+                             "real_frames": real[c]})
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         have = set(zip(index.split, index["class"]))
         missing = [f"{s}/{c}" for s in SPLITS for c in classes if (s, c) not in have]
@@ -137,6 +120,6 @@ def extract(manifest: pd.DataFrame, videos_dir: Path, out_dir: Path, frames_para
                                        "train_clips_per_video": k})
         write_json(tmp / "report.json", {"skipped": skipped})
     log.info("extract: %d clips from %d videos into %d shard(s); %d video(s) skipped%s",
-             len(index), index.video.nunique(), sum(w.count for w in writers.values()),
-             len(skipped), f", see {out_dir / 'report.json'}" if skipped else "")
+             len(index), index.video.nunique(), len(shard_rows), len(skipped),
+             f", see {out_dir / 'report.json'}" if skipped else "")
     return index

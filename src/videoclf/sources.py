@@ -1,8 +1,9 @@
-"""Where videos come from: the built-in generator, a local zip, or a zip over HTTP(S).
+"""Where videos come from: the built-in generator, a local folder, a local zip, or a zip over
+HTTP(S).
 
-All three list member names first and then fetch only the members selected, each into a
-staging folder as a temp file renamed when complete, so an interrupted download resumes
-without fetching again what it already has.
+All of them list member names first and then fetch only the members selected, each into a
+staging folder as a temp file renamed when complete (a local folder is read in place), so an
+interrupted download resumes without fetching again what it already has.
 """
 
 from __future__ import annotations
@@ -36,15 +37,26 @@ _CHUNK = 1 << 20
 
 
 class Source(Protocol):
-    """A UCF101-layout archive."""
+    """A data set: UCF101-named videos or class folders."""
 
     def names(self) -> list[str]: ...
+
+    def read_text(self, member: str) -> str | None:
+        """A small text member (``groups.csv``), or None if there is none."""
+        ...
 
     def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
         """Fetch members into ``staging``; return paths by member and failures (member, reason)."""
         ...
 
     def describe(self) -> str: ...
+
+
+def staged_name(member: str) -> str:
+    """The staging file of a member: keyed on its whole path, so two members with one file
+    name in different folders never share a file; the real extension is kept."""
+    suffix = Path(member.replace("\\", "/")).suffix.lower()
+    return hashlib.sha1(member.encode()).hexdigest()[:20] + suffix
 
 
 def _crc32(path: Path) -> int:
@@ -114,6 +126,16 @@ class ZipSource:
     def names(self) -> list[str]:
         return self._open().namelist()
 
+    def read_text(self, member: str) -> str | None:
+        try:
+            return self._open().read(member).decode("utf-8-sig")
+        except KeyError:
+            return None
+        except (RemoteZipError, requests.RequestException, OSError, zipfile.BadZipFile) as e:
+            raise DatasetError(f"data.url: cannot read {member}: {_short(e)}") from None
+        except UnicodeDecodeError:
+            raise DatasetError(f"data.url: {member} is not UTF-8 text") from None
+
     def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
         zf = self._open()
         infos = {v.member: zf.getinfo(v.member) for v in videos}
@@ -124,7 +146,7 @@ class ZipSource:
                   desc="download", leave=False, disable=None) as bar:
             for v in videos:
                 info = infos[v.member]
-                dest = staging / v.filename
+                dest = staging / staged_name(v.member)
                 if dest.exists() and dest.stat().st_size == info.file_size and _crc32(dest) == info.CRC:
                     bar.update(info.file_size)
                     paths[v.member] = dest
@@ -175,17 +197,55 @@ class BuiltinSource:
     def names(self) -> list[str]:
         return builtin.member_names(self.seed)
 
+    def read_text(self, member: str) -> str | None:
+        return None
+
     def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
-        todo = [v for v in videos if not (staging / v.filename).exists()]
+        todo = [v for v in videos if not (staging / staged_name(v.member)).exists()]
         if todo:
             with ProcessPoolExecutor(self.workers) as pool, tqdm(
                 total=len(todo), unit="clip", desc="generate", leave=False, disable=None
             ) as bar:
-                jobs = [pool.submit(_render_to, v.member, self.seed, staging / v.filename) for v in todo]
+                jobs = [pool.submit(_render_to, v.member, self.seed, staging / staged_name(v.member))
+                        for v in todo]
                 for job in jobs:
                     job.result()
                     bar.update()
-        return {v.member: staging / v.filename for v in videos}, []
+        return {v.member: staging / staged_name(v.member) for v in videos}, []
+
+
+class DirSource:
+    """A local folder of videos (class folders or UCF101 names), read in place."""
+
+    def __init__(self, location: str, path: Path):
+        self.location, self.path = location, path
+
+    def describe(self) -> str:
+        return f"local folder {self.location}"
+
+    def names(self) -> list[str]:
+        try:
+            return sorted(p.relative_to(self.path).as_posix()
+                          for p in self.path.rglob("*") if p.is_file())
+        except OSError as e:
+            raise DatasetError(f"data.url: cannot list {self.location}: {_short(e)}") from None
+
+    def read_text(self, member: str) -> str | None:
+        f = self.path / member
+        try:
+            return f.read_text(encoding="utf-8-sig") if f.is_file() else None
+        except (OSError, UnicodeDecodeError) as e:
+            raise DatasetError(f"data.url: cannot read {f}: {_short(e)}") from None
+
+    def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
+        paths, failures = {}, []
+        for v in videos:
+            f = self.path / v.member
+            if os.access(f, os.R_OK):
+                paths[v.member] = f
+            else:
+                failures.append({"member": v.member, "reason": "cannot read the file"})
+        return paths, failures
 
 
 def _render_to(member: str, seed: int, dest: Path) -> None:
@@ -207,7 +267,13 @@ def open_source(data: dict, workers: int = 0) -> Source:
     """The source named by the ``data`` params block."""
     if data["source"] == "builtin":
         return BuiltinSource(data["seed"], workers)
-    return ZipSource(data["url"])
+    url = data["url"]
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        local = Path(unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
+        if local.is_dir():
+            return DirSource(url, local)
+    return ZipSource(url)
 
 
 def staging_key(data: dict) -> str:
