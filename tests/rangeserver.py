@@ -1,20 +1,33 @@
 """A real HTTP server on 127.0.0.1 that serves one file with Range requests (as GCS does).
 
 Python's http.server ignores Range; remotezip needs it. The server counts bytes served and
-can drop its first N requests (connection closed without an answer) or answer 503.
+can misbehave as real servers and links do: drop its first N requests (connection closed
+without an answer) or answer them with an error status; cut the body of its first N ranged
+answers half-way (``cut_bodies``), or of its first N central-directory reads (``cut_tail``);
+stall half-way for a while (``stall_bodies``, ``stall_s``); or trickle its first N ranged
+answers (``trickle_bodies``): ``trickle_bytes`` bytes one at a time, ``trickle_s`` apart, then close.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
 class RangeServer:
-    def __init__(self, path: Path, drop_first: int = 0, fail_first_with: int | None = None):
+    def __init__(self, path: Path, drop_first: int = 0, fail_first_with: int | None = None,
+                 cut_bodies: int = 0, cut_tail: int = 0, stall_bodies: int = 0,
+                 stall_s: float = 0.0, trickle_bodies: int = 0, trickle_bytes: int = 0,
+                 trickle_s: float = 0.0):
         self.data = Path(path).read_bytes()
+        self.cut_bodies, self.cut_tail = cut_bodies, cut_tail
+        self.stall_bodies, self.stall_s = stall_bodies, stall_s
+        self.trickle_bodies = trickle_bodies
+        self.trickle_bytes, self.trickle_s = trickle_bytes, trickle_s
+        self.cuts = 0
         self.bytes_served = 0
         self.requests = 0
         self.drop_first = drop_first
@@ -79,9 +92,42 @@ class RangeServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
+                tail = m is not None and end == size - 1  # remotezip's central directory reads
+                with server._lock:
+                    mode = None
+                    if m and len(body) > 64 and not tail and server.cut_bodies > 0:
+                        server.cut_bodies -= 1
+                        mode = "cut"
+                    elif tail and len(body) > 64 and server.cut_tail > 0:
+                        server.cut_tail -= 1
+                        mode = "cut"
+                    elif m and len(body) > 64 and not tail and server.stall_bodies > 0:
+                        server.stall_bodies -= 1
+                        mode = "stall"
+                    elif m and len(body) > 64 and not tail and server.trickle_bodies > 0:
+                        server.trickle_bodies -= 1
+                        mode = "trickle"
+                    if mode:
+                        server.cuts += 1
                 try:
+                    if mode in ("cut", "stall"):
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        if mode == "stall":
+                            time.sleep(server.stall_s)
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    if mode == "trickle":
+                        for b in body[: server.trickle_bytes]:
+                            self.wfile.write(bytes([b]))
+                            self.wfile.flush()
+                            time.sleep(server.trickle_s)
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, OSError):
                     return
                 with server._lock:
                     server.bytes_served += len(body)

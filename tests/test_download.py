@@ -187,3 +187,131 @@ def test_builtin_is_byte_identical_across_runs(tiny_videos, tiny_params, tmp_pat
                            for p in (tmp_path / "again").rglob("*") if p.is_file())
     for f in files:
         assert (tiny_videos / f).read_bytes() == (tmp_path / "again" / f).read_bytes(), f
+
+
+# --- A server that misbehaves the way real servers and links do --------------------------
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    """Every file's bytes (report.json names the server's port, so it is left out)."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "report.json"}
+
+
+@pytest.fixture(scope="module")
+def good_result(archive, tmp_path_factory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("good")
+    with RangeServer(archive) as server:
+        download(_data(server.url, 2), out / "videos", out / "staging")
+    return _files(out / "videos")
+
+
+@pytest.mark.parametrize("how", [dict(cut_bodies=4), dict(cut_tail=2),
+                                 dict(stall_bodies=1, stall_s=4),
+                                 dict(trickle_bodies=1, trickle_bytes=20, trickle_s=0.2)])
+def test_broken_transfers_are_retried_and_give_the_same_bytes(archive, good_result, tmp_path,
+                                                              how):
+    data = _data("http://placeholder", 2, stall_seconds=1)
+    with RangeServer(archive, **how) as server:
+        data["url"] = server.url
+        download(data, tmp_path / "videos", tmp_path / "staging")
+        assert server.cuts == next(v for k, v in how.items() if k.endswith(("bodies", "tail")))
+    assert _files(tmp_path / "videos") == good_result
+    assert not list(tmp_path.rglob("*.part")) and not list(tmp_path.rglob("*.raw"))
+
+
+def test_a_cut_body_resumes_from_the_bytes_on_disk(archive, tmp_path):
+    with RangeServer(archive) as server:
+        download(_data(server.url, 2), tmp_path / "a", tmp_path / "s")
+        clean = server.bytes_served
+    with RangeServer(archive, cut_bodies=4) as server:
+        download(_data(server.url, 2), tmp_path / "b", tmp_path / "s")
+        # Each cut answer still delivered its first half, which was kept: no member was
+        # fetched twice over.
+        assert server.bytes_served < clean * 1.05
+
+
+def test_a_member_that_keeps_failing_is_one_line_and_the_rest_go_on(archive, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(sources, "MEMBER_ATTEMPTS", 2)
+    with RangeServer(archive, cut_bodies=2) as server:
+        m = download(_data(server.url, 2), tmp_path / "videos", tmp_path / "s")
+    report = json.loads((tmp_path / "videos" / "report.json").read_text())
+    failed = [s for s in report["skipped"] if "failed after 2 attempts" in s["reason"]]
+    assert len(failed) == 1 and "IncompleteRead" in failed[0]["reason"]
+    assert failed[0]["member"] not in set(m.member) and len(m) > 10
+
+
+def test_a_central_directory_that_never_arrives_is_one_clear_error(archive, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setattr(sources, "MEMBER_ATTEMPTS", 2)
+    with RangeServer(archive, cut_tail=100) as server:
+        with pytest.raises(DatasetError, match="data.url: cannot read .*failed after 2"):
+            download(_data(server.url, 2), tmp_path / "videos", tmp_path / "s")
+    assert not (tmp_path / "videos").exists()
+
+
+def test_one_file_name_in_two_folders_never_mixes(tmp_path):
+    good = builtin.render_clip("UCF101/v_Still_g01_c01.avi", 1)[:30]
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"XVID"), 25, (320, 240))
+    for f in good:
+        w.write(f)
+    w.release()
+    path = tmp_path / "dup.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for cls in ("A", "B"):
+            for g in range(1, 5):
+                z.writestr(f"UCF101/v_{cls}_g{g:02d}_c01.avi", clip.read_bytes())
+        z.writestr("other/v_A_g01_c01.avi", b"garbage" * 1000)
+    with RangeServer(path) as server:
+        m = download(_data(server.url, 2, per_class={"train": 2, "val": 1, "test": 1}),
+                     tmp_path / "videos", tmp_path / "s")
+    assert m.video.is_unique and "other/v_A_g01_c01.avi" not in set(m.member)
+    report = json.loads((tmp_path / "videos" / "report.json").read_text())
+    reason = {s["member"]: s["reason"] for s in report["skipped"]}["other/v_A_g01_c01.avi"]
+    assert "another member has this file name: UCF101/v_A_g01_c01.avi" in reason
+    for row in m.itertuples():
+        assert (tmp_path / "videos" / row.video).read_bytes() == clip.read_bytes()
+
+
+def _zip_with_a_lying_size(path: Path) -> None:
+    """Two zero runs: one declares its real 3 MB; the other's central directory declares 1000
+    bytes for 8 MB (a small zip bomb), which must be caught while streaming."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("UCF101/v_A_g01_c01.avi", b"\0" * (8 << 20))
+        z.writestr("UCF101/v_B_g01_c01.avi", b"\0" * (3 << 20))
+    raw = bytearray(path.read_bytes())
+    name = b"UCF101/v_A_g01_c01.avi"
+    at = next(i - 46 for i in range(len(raw)) if raw.startswith(name, i)
+              and raw[i - 46:i - 42] == b"PK\x01\x02")  # its central directory entry
+    raw[at + 24:at + 28] = (1000).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("remote", [True, False])
+def test_oversize_and_inflating_members_are_refused(tmp_path, remote):
+    from videoclf.dataset import Video
+
+    path = tmp_path / "bomb.zip"
+    _zip_with_a_lying_size(path)
+    videos = [Video("UCF101/v_A_g01_c01.avi", "A", "g01", 1),
+              Video("UCF101/v_B_g01_c01.avi", "B", "g01", 1)]
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    if remote:
+        with RangeServer(path) as server:
+            paths, failures = sources.ZipSource(server.url, 2, 5).fetch(videos, staging)
+            served = server.bytes_served
+        assert served < 200_000  # the 3 MB member was never requested
+    else:
+        paths, failures = sources.ZipSource(str(path), 2, 5).fetch(videos, staging)
+    reasons = {f["member"]: f["reason"] for f in failures}
+    assert paths == {}
+    # Over HTTP the inflater stops at the declared size; zipfile (local) stops reading there
+    # too and fails the CRC. Either way nothing past 1000 bytes reaches the disk.
+    assert ("inflates past its declared 1000 bytes" if remote else "Bad CRC-32") in \
+        reasons["UCF101/v_A_g01_c01.avi"]
+    assert "declares 3 MB, over data.max_member_mb (2)" in reasons["UCF101/v_B_g01_c01.avi"]
+    assert all(f.stat().st_size <= 1 << 20 for f in staging.rglob("*"))  # the disk stayed clean
+    assert not list(staging.rglob("*.part"))

@@ -130,11 +130,18 @@ def parse_members(names: list[str], layout: str = "auto",
     grouped_by = {"name": 0, GROUPS_FILE: 0, "none": 0}
     root = ""
     if layout == "ucf101":
-        for name in candidates:
-            m = _UCF_NAME.match(PurePosixPath(name.replace("\\", "/")).name)
+        first_with_name: dict[str, str] = {}
+        for name in sorted(candidates):
+            base = PurePosixPath(name.replace("\\", "/")).name
+            m = _UCF_NAME.match(base)
             if not m:
                 refused.append({"member": name, "reason": "name is not v_<Class>_gXX_cYY.<ext>"})
                 continue
+            if base.lower() in first_with_name:  # stored by file name: one name, one video
+                refused.append({"member": name, "reason": "another member has this file name: "
+                                f"{first_with_name[base.lower()]}"})
+                continue
+            first_with_name[base.lower()] = name
             videos.append(Video(name, m["cls"], _ucf_group(m["group"]), int(m["clip"])))
             grouped_by["name"] += 1
     else:

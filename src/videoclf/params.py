@@ -88,6 +88,8 @@ SCHEMA: dict[str, Any] = {
         "split_by": (_choice("group", "file"), "group"),
         "layout": (_choice("auto", "ucf101", "folders"), "auto"),
         "min_decodable": (_float(0.0, 1.0), 0.5),
+        "max_member_mb": (_int(1, 1 << 20), 1024),
+        "stall_seconds": (_int(1, 3600), 60),
         "seed": (_int(0), 42),
     },
     "frames": {
