@@ -26,19 +26,23 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr(sources, "BACKOFF_SECONDS", 0.01)
 
 
+def _short_clip(path: Path) -> bytes:
+    """A real 30-frame XVID clip written to ``path``; its bytes."""
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"XVID"), 25, (320, 240))
+    for f in builtin.render_clip("UCF101/v_Still_g01_c01.avi", 1)[:30]:
+        w.write(f)
+    w.release()
+    return path.read_bytes()
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
     """A 10-class UCF101-layout zip of short real XVID clips, with bad members mixed in."""
     root = tmp_path_factory.mktemp("archive")
     # One real clip's bytes behind every name: classes weigh the same, so the share of bytes
     # fetched measures the reader, not how well each class happens to compress.
-    frames = builtin.render_clip("UCF101/v_Still_g01_c01.avi", 1)[:30]
-    p = root / "clip.avi"
-    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"XVID"), 25, (320, 240))
-    for f in frames:
-        w.write(f)
-    w.release()
-    clip_bytes = {cls: p.read_bytes() for cls in CLASSES}
+    clip = _short_clip(root / "clip.avi")
+    clip_bytes = {cls: clip for cls in CLASSES}
     path = root / "UCF101.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
         for cls in CLASSES:
@@ -252,17 +256,12 @@ def test_a_central_directory_that_never_arrives_is_one_clear_error(archive, tmp_
 
 
 def test_one_file_name_in_two_folders_never_mixes(tmp_path):
-    good = builtin.render_clip("UCF101/v_Still_g01_c01.avi", 1)[:30]
-    clip = tmp_path / "clip.avi"
-    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"XVID"), 25, (320, 240))
-    for f in good:
-        w.write(f)
-    w.release()
+    clip = _short_clip(tmp_path / "clip.avi")
     path = tmp_path / "dup.zip"
     with zipfile.ZipFile(path, "w") as z:
         for cls in ("A", "B"):
             for g in range(1, 5):
-                z.writestr(f"UCF101/v_{cls}_g{g:02d}_c01.avi", clip.read_bytes())
+                z.writestr(f"UCF101/v_{cls}_g{g:02d}_c01.avi", clip)
         z.writestr("other/v_A_g01_c01.avi", b"garbage" * 1000)
     with RangeServer(path) as server:
         m = download(_data(server.url, 2, per_class={"train": 2, "val": 1, "test": 1}),
@@ -272,7 +271,7 @@ def test_one_file_name_in_two_folders_never_mixes(tmp_path):
     reason = {s["member"]: s["reason"] for s in report["skipped"]}["other/v_A_g01_c01.avi"]
     assert "another member has this file name: UCF101/v_A_g01_c01.avi" in reason
     for row in m.itertuples():
-        assert (tmp_path / "videos" / row.video).read_bytes() == clip.read_bytes()
+        assert (tmp_path / "videos" / row.video).read_bytes() == clip
 
 
 def _zip_with_a_lying_size(path: Path) -> None:
