@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 
 from videoclf.download import download
-from videoclf.params import validate
+from videoclf.params import load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_params(changes: dict | None = None) -> dict:
+    """The project's params.yaml (the one source of defaults) with ``changes``."""
+    return load(ROOT / "params.yaml", changes)
 
 
 def videos_for_benchmark(n: int, workdir: Path, videos_dir: Path = Path("data/videos")
@@ -22,7 +29,7 @@ def videos_for_benchmark(n: int, workdir: Path, videos_dir: Path = Path("data/vi
         if len(m) >= n:
             return m.sort_values("video").head(n).reset_index(drop=True), videos_dir
     per = -(-n // 10)
-    data = validate({"data": {"per_class": {"train": max(1, per - 2), "val": 1, "test": 1}}})["data"]
+    data = project_params({"data": {"per_class": {"train": max(1, per - 2), "val": 1, "test": 1}}})["data"]
     out = workdir / "videos"
     m = download(data, out, workdir / "staging")
     return m.sort_values("video").head(n).reset_index(drop=True), out

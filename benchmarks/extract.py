@@ -30,10 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import tutorial_frames_from_video_file, videos_for_benchmark  # noqa: E402
+from _common import (project_params, tutorial_frames_from_video_file,  # noqa: E402
+                     videos_for_benchmark)
 from videoclf.frames import (Sampling, clip_indices, eval_starts, letterbox, measure,  # noqa: E402
                              open_video, read_clips)
-from videoclf.params import validate  # noqa: E402
 from videoclf.pool import map_videos  # noqa: E402
 from videoclf.shards import extract  # noqa: E402
 
@@ -83,7 +83,7 @@ def main() -> None:
         print(f"tutorial per-clip decoding: {out['tutorial_clips_per_s']:.1f} clips/s "
               f"({len(sample)} videos, 1 process)")
 
-        frames = validate({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
+        frames = project_params({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
                                       "height": args.size, "width": args.size,
                                       "train_clips_per_video": 1}})["frames"]
         classes = sorted(manifest["class"].unique())

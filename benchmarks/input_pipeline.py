@@ -23,11 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-from _common import tutorial_frames_from_video_file, videos_for_benchmark  # noqa: E402
+from _common import (project_params, tutorial_frames_from_video_file,  # noqa: E402
+                     videos_for_benchmark)
 from videoclf._tf import keras  # noqa: E402
 from videoclf.model import build_model  # noqa: E402
-from videoclf.params import load, validate  # noqa: E402
-from videoclf.pipeline import load_index, make_dataset  # noqa: E402
+from videoclf.params import load  # noqa: E402
+from videoclf.artifacts import read_index  # noqa: E402
+from videoclf.pipeline import make_dataset  # noqa: E402
 from videoclf.shards import extract  # noqa: E402
 
 
@@ -39,18 +41,18 @@ def main() -> None:
     ap.add_argument("--frame-step", type=int, default=15)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    params = load(args.params) if Path(args.params).exists() else validate({})
+    params = load(args.params) if Path(args.params).exists() else project_params()
     batch = params["train"]["batch_size"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         manifest, videos_dir = videos_for_benchmark(args.videos, tmp)
         manifest = manifest.assign(split="train")
-        frames = validate({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
+        frames = project_params({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
                                       "height": args.size, "width": args.size}})["frames"]
         classes = sorted(manifest["class"].unique())
         # Everything is measured as training data; no class is required in val or test.
         extract(manifest, videos_dir, tmp / "frames", frames, classes=[])
-        index, _ = load_index(tmp / "frames")
+        index, _ = read_index(tmp / "frames")
         n = len(index)
 
         sample = [videos_dir / v for v in manifest.video[:30]]

@@ -1,20 +1,17 @@
-"""Stage evaluate: test-split metrics into metrics/ (accuracy, precision, recall, per class)."""
+"""Stage evaluate: test-split metrics of the MODEL on VIDEOS into METRICS (metrics.json,
+per_class.json, eval/)."""
 
-from pathlib import Path
-
-import pandas as pd
-
-from videoclf.evaluate import evaluate
+from videoclf.artifacts import read_manifest
 from videoclf.stage import run
-from videoclf.train import load_trained
 
 
-def main(p: dict) -> None:
-    model, classes, sampling = load_trained(Path("data/model"))
-    videos = Path("data/videos")
-    evaluate(model, classes, sampling, pd.read_parquet(videos / "manifest.parquet"), videos,
-             Path("metrics"), p["evaluate"]["clips_per_video"])
+def main(p: dict, a) -> None:
+    from videoclf.evaluate import evaluate
+    from videoclf.modelio import load_predictor  # TensorFlow loads after the checks
+
+    predict, info = load_predictor(a.model)
+    evaluate(predict, info, read_manifest(a.videos), a.videos, a.metrics, p["evaluate"])
 
 
 if __name__ == "__main__":
-    run("evaluate", main)
+    run("evaluate", main, inputs=["videos", "model"], outputs=["metrics"])

@@ -1,20 +1,13 @@
-"""Stage extract: sampled frames of every video, once, into NPY shards under data/frames."""
+"""Stage extract: sampled frames of every video in VIDEOS, once, into NPY shards in FRAMES."""
 
-import json
-from pathlib import Path
-
-import pandas as pd
-
+from videoclf.artifacts import read_classes, read_manifest
 from videoclf.shards import extract
 from videoclf.stage import run
 
 
-def main(p: dict) -> None:
-    videos = Path("data/videos")
-    classes = json.loads((videos / "report.json").read_text())["classes"]
-    extract(pd.read_parquet(videos / "manifest.parquet"), videos, Path("data/frames"),
-            p["frames"], classes)
+def main(p: dict, a) -> None:
+    extract(read_manifest(a.videos), a.videos, a.frames, p["frames"], read_classes(a.videos))
 
 
 if __name__ == "__main__":
-    run("extract", main)
+    run("extract", main, inputs=["videos"], outputs=["frames"])

@@ -1,10 +1,8 @@
-"""Stage plot: learning curves and confusion matrices as PNGs under metrics/plots."""
-
-from pathlib import Path
+"""Stage plot: learning curves, confusion matrices and test-clip filmstrips as PNGs into PLOTS."""
 
 from videoclf.plots import make_plots
 from videoclf.stage import run
 
 if __name__ == "__main__":
-    run("plot", lambda p: make_plots(Path("metrics/train"), Path("metrics"), Path("data/model"),
-                                     Path("metrics/plots")))
+    run("plot", lambda p, a: make_plots(a.live, a.metrics, a.model, a.plots, a.videos),
+        inputs=["videos", "model", "live", "metrics"], outputs=["plots"])

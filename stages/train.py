@@ -1,10 +1,14 @@
-"""Stage train: the (2+1)D ResNet on data/frames; model to data/model, curves to metrics/train."""
-
-from pathlib import Path
+"""Stage train: the (2+1)D ResNet on FRAMES; the model folder to MODEL, curves to LIVE."""
 
 from videoclf.stage import run
-from videoclf.train import train
+
+
+def main(p: dict, a) -> None:
+    from videoclf.train import train  # TensorFlow loads after the params and paths are checked
+
+    train(a.frames, a.model, a.live, p["model"], p["train"],
+          clips_per_video=p["evaluate"]["clips_per_video"])
+
 
 if __name__ == "__main__":
-    run("train", lambda p: train(Path("data/frames"), Path("data/model"), Path("metrics/train"),
-                                 p["model"], p["train"]))
+    run("train", main, inputs=["frames"], outputs=["model", "live"])

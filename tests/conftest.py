@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 from pathlib import Path
@@ -22,17 +21,15 @@ TINY = {
 }
 
 
-def merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        out[k] = merge(out.get(k, {}), v) if isinstance(v, dict) else v
-    return out
+def project_params(changes: dict | None = None) -> dict:
+    """The project's params.yaml (the one source of defaults) with ``changes``, validated."""
+    return params_mod.load(ROOT / "params.yaml", changes)
 
 
 @pytest.fixture(scope="session")
 def tiny_params() -> dict:
     """Validated params of the tiny config (3 classes, 4/2/2 clips, 32x32x4, 1 epoch)."""
-    return params_mod.validate(TINY)
+    return project_params(TINY)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +64,7 @@ def tiny_model(tiny_frames, tiny_params) -> Path:
 
     out = tiny_frames.parent / "model"
     train(tiny_frames, out, tiny_frames.parent / "live", tiny_params["model"],
-          tiny_params["train"])
+          tiny_params["train"], clips_per_video=tiny_params["evaluate"]["clips_per_video"])
     return out
 
 

@@ -66,3 +66,49 @@ def test_classes_differ_by_motion_not_by_frame_statistics():
     for cls in builtin.CLASSES:
         if cls != "Still":
             assert change[cls] > 3 * change["Still"] + 1, (cls, change)
+
+
+def _dx(a: np.ndarray, b: np.ndarray) -> float:
+    """Horizontal shift of the content from frame a to frame b (phase correlation)."""
+    g = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float64) for f in (a, b)]
+    (dx, _), _ = cv2.phaseCorrelate(g[0], g[1])
+    return dx
+
+
+def test_every_style_lists_ten_classes_and_names_its_mirror_pairs():
+    for style, classes in builtin.STYLES.items():
+        assert len(classes) == 10 and list(classes) == sorted(classes), style
+        names = builtin.member_names(42, style)
+        assert {n.split("_")[1] for n in names} == set(classes)
+        for a, b in builtin.MIRROR_PAIRS[style]:
+            assert a in classes and b in classes
+    assert builtin.MIRROR_PAIRS["scene"] == []  # today's set is flip-invariant
+    assert builtin.member_names(42, "scene") == builtin.member_names(42)
+
+
+def test_new_styles_are_deterministic_bytes(tmp_path):
+    for style, name in (("camera", "UCF101/v_PanLeft_g02_c01.avi"),
+                        ("object", "UCF101/v_SpinCW_g05_c02.avi")):
+        a, b = tmp_path / f"{style}-a.avi", tmp_path / f"{style}-b.avi"
+        builtin.write_clip(name, 42, a, style)
+        builtin.write_clip(name, 42, b, style)
+        assert _md5(a) == _md5(b), style
+
+
+def test_camera_style_is_slow_and_pan_left_mirrors_into_pan_right():
+    """About 1 px per frame, and the flip turns one class's motion into its pair's."""
+    left = builtin.render_clip("UCF101/v_PanLeft_g01_c01.avi", 42, "camera")
+    right = builtin.render_clip("UCF101/v_PanRight_g01_c01.avi", 42, "camera")
+    d_left, d_right = _dx(left[0], left[20]), _dx(right[0], right[20])
+    assert -30 < d_left < -10 and 10 < d_right < 30, (d_left, d_right)
+    mirrored = left[:, :, ::-1]
+    assert _dx(mirrored[0], mirrored[20]) > 10  # a mirrored PanLeft moves as PanRight does
+
+
+def test_object_style_moves_a_small_thing_in_a_still_scene():
+    clip = builtin.render_clip("UCF101/v_MoveRight_g04_c01.avi", 42, "object")
+    change = np.abs(clip[30].astype(int) - clip[0].astype(int)).max(axis=2) > 30
+    assert 0 < change.mean() < 0.05  # the actor and the distractor, not the scene
+    hover = builtin.render_clip("UCF101/v_Hover_g04_c01.avi", 42, "object")
+    same_group = builtin.render_clip("UCF101/v_Hover_g04_c02.avi", 42, "object")
+    assert not np.array_equal(hover[0], same_group[0])  # another camera on the group's scene

@@ -11,8 +11,8 @@ import pytest
 from videoclf import builtin, sources
 from videoclf.dataset import DatasetError, parse_members
 from videoclf.download import download
-from videoclf.params import validate
 from rangeserver import RangeServer
+from conftest import project_params
 
 CLASSES = builtin.CLASSES  # 10 classes
 PER_CLASS = {"train": 4, "val": 2, "test": 2}  # = every clip of a class: 4 groups x 2 clips
@@ -59,7 +59,7 @@ def archive(tmp_path_factory) -> Path:
 
 
 def _data(url: str, num_classes: int = 5, **kw) -> dict:
-    return validate({"data": {"source": "url", "url": url, "num_classes": num_classes,
+    return project_params({"data": {"source": "url", "url": url, "num_classes": num_classes,
                               "per_class": PER_CLASS, **kw}})["data"]
 
 

@@ -1,7 +1,7 @@
 """The real ``dvc`` on a temp git copy of the project with a tiny config.
 
-Tests in this module run in order and share one project: repro, then experiments, metrics
-diff, plots, the queue and a remote, as a user would.
+One project is reproduced once per module (the baseline commit); every test starts from that
+baseline, restored by git and ``dvc checkout``, so the tests pass in any order or alone.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, merge
+from conftest import ROOT, TINY
+from videoclf.offline_plots import write_template
+from videoclf.params import override
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +49,8 @@ def ran(out: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def fresh(tmp_path_factory) -> Path:
+    """A git repo with the project's code and the tiny params; nothing reproduced yet."""
     root = tmp_path_factory.mktemp("project") / "videoclf"
     root.mkdir()
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
@@ -57,17 +60,38 @@ def project(tmp_path_factory) -> Path:
     (root / ".dvc").mkdir()
     shutil.copy2(ROOT / ".dvc" / "config", root / ".dvc" / "config")
     shutil.copy2(ROOT / ".dvc" / ".gitignore", root / ".dvc" / ".gitignore")
+    write_template(root / ".dvc" / "plots" / "offline.html")  # as make setup does
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    (root / "params.yaml").write_text(yaml.safe_dump(merge(params, TINY), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(override(params, TINY), sort_keys=False))
     sh(root, "git", "init", "-q", "-b", "main")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "project")
     return root
 
 
-def test_repro_end_to_end(project):
-    out = sh(project, "dvc", "repro")
-    assert ran(out) == {"download", "extract", "train", "evaluate", "plot"}
+@pytest.fixture(scope="module")
+def baseline(fresh) -> tuple[Path, str]:
+    """The first ``dvc repro`` of the project, committed as the baseline; its output."""
+    out = sh(fresh, "dvc", "repro")
+    sh(fresh, "git", "add", "-A")
+    sh(fresh, "git", "commit", "-qm", "baseline")
+    return fresh, out
+
+
+@pytest.fixture
+def project(baseline) -> Path:
+    """The reproduced project as the baseline commit left it (params, lock and outputs)."""
+    root, _ = baseline
+    sh(root, "git", "checkout", "-q", "-f", "main")
+    sh(root, "git", "reset", "-q", "--hard", "HEAD")
+    sh(root, "dvc", "checkout", "-q", "--force", check=False)
+    assert "up to date" in sh(root, "dvc", "status")
+    return root
+
+
+def test_repro_end_to_end(baseline):
+    project, out = baseline
+    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
     metrics = json.loads((project / "metrics" / "metrics.json").read_text())
     assert {"accuracy", "precision", "recall"} <= set(metrics)
     assert all(0 <= metrics[k] <= 1 for k in ("accuracy", "precision", "recall"))
@@ -80,17 +104,12 @@ def test_repro_end_to_end(project):
     status = sh(project, "git", "status", "--porcelain")
     assert not re.search(r"^\?\? (data/(videos|frames|model)|metrics/(train|eval|plots))", status,
                          re.M), status
-    sh(project, "git", "add", "-A")
-    sh(project, "git", "commit", "-qm", "baseline")
 
 
-def test_changing_train_params_skips_download_and_extract(project):
+def test_train_params_rerun_train_onwards_then_exp_show_and_metrics_diff(project):
     out = sh(project, "dvc", "exp", "run", "-n", "lr", "-S", "train.learning_rate=0.003")
-    assert ran(out) == {"train", "evaluate", "plot"}
+    assert ran(out) == {"train", "evaluate", "plot", "export"}
     assert "'download' didn't change" in out and "'extract' didn't change" in out
-
-
-def test_exp_show_and_metrics_diff(project):
     rows = json.loads(sh(project, "dvc", "exp", "show", "--json"))
     text = json.dumps(rows)
     assert '"accuracy"' in text and '"learning_rate"' in text and '"epochs"' in text
@@ -104,24 +123,36 @@ def test_exp_show_and_metrics_diff(project):
     assert any(k.endswith(".precision") for k in per) and any(k.endswith(".recall") for k in per)
 
 
-def test_plots_show_writes_one_page(project):
+def _scripts_need_no_network(page: str) -> None:
+    """No script is loaded from anywhere: every <script> is inline, and Vega is defined."""
+    tags = re.findall(r"<script\b[^>]*>", page)
+    assert tags and all("src=" not in t for t in tags), tags
+    assert "cdn.jsdelivr" not in page and "window.vegaEmbed=" in page
+
+
+def test_plots_show_writes_one_page_that_draws_offline(project):
     out = sh(project, "dvc", "plots", "show", "-o", "plots_html")
     page = (project / "plots_html" / "index.html").read_text()
     assert "Confusion matrix (test)" in page and "Loss" in page
     assert "learning_curves.png" in page or "learning_curves" in page
+    assert "examples.png" in page
+    _scripts_need_no_network(page)
+    # one vegaEmbed call per vega plot of dvc.yaml (Loss, Accuracy, 2 confusion, 2 bars)
+    assert len(re.findall(r"vegaEmbed\('#", page)) == 6
     diff = sh(project, "dvc", "plots", "diff", "HEAD", "-o", "plots_diff")
     assert (project / "plots_diff" / "index.html").is_file(), out + diff
+    _scripts_need_no_network((project / "plots_diff" / "index.html").read_text())
 
 
 def test_frames_params_rerun_extract_onwards_only(project):
     out = sh(project, "dvc", "exp", "run", "-n", "h48", "-S", "frames.height=48")
-    assert ran(out) == {"extract", "train", "evaluate", "plot"}
+    assert ran(out) == {"extract", "train", "evaluate", "plot", "export"}
     assert "'download' didn't change" in out
 
 
 def test_data_params_rerun_everything(project):
     out = sh(project, "dvc", "exp", "run", "-n", "two", "-S", "data.num_classes=2")
-    assert ran(out) == {"download", "extract", "train", "evaluate", "plot"}
+    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
     per = json.loads((project / "metrics" / "per_class.json").read_text())
     assert list(per) == ["Dim", "Flicker"]
 
@@ -133,7 +164,7 @@ def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
     out = sh(project, "dvc", "exp", "run", "-n", "mine", "-S", "data.source=url",
              "-S", f"data.url={src}", "-S", "data.num_classes=2",
              "-S", "data.per_class.train=3")
-    assert ran(out) == {"download", "extract", "train", "evaluate", "plot"}
+    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
     assert "leakage across splits cannot be ruled out" in out
     report = json.loads((project / "data" / "videos" / "report.json").read_text())
     assert report["classes"] == ["Bike", "Phone"] and report["layout"] == "folders"
@@ -148,8 +179,6 @@ def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
 
 
 def test_queue_runs_two_experiments_and_apply_restores_one(project):
-    sh(project, "git", "checkout", "-q", "--", ".")
-    sh(project, "dvc", "checkout", "-q", check=False)
     for name, lr in (("q1", "0.004"), ("q2", "0.005")):
         sh(project, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.learning_rate={lr}")
     sh(project, "dvc", "queue", "start", "-j", "1")
@@ -183,16 +212,26 @@ def test_queue_runs_two_experiments_and_apply_restores_one(project):
 
 
 def test_push_then_pull_in_a_fresh_clone_reruns_nothing(project, tmp_path):
-    sh(project, "git", "checkout", "-q", "--", ".")
-    sh(project, "dvc", "checkout", "-q", "--force", check=False)
-    sh(project, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
-    sh(project, "git", "commit", "-qam", "remote")
-    sh(project, "dvc", "push")
+    remote = str(tmp_path / "remote")  # --local: the baseline commit stays as it is
+    sh(project, "dvc", "remote", "add", "--local", "-f", "tmp", remote)
+    sh(project, "dvc", "push", "-r", "tmp")
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
-    sh(clone, "dvc", "pull")
+    sh(clone, "dvc", "remote", "add", "--local", "tmp", remote)
+    sh(clone, "dvc", "pull", "-r", "tmp")
     assert (clone / "data" / "model" / "model.keras").is_file()
     assert json.loads((clone / "metrics" / "metrics.json").read_text()) == \
         json.loads((project / "metrics" / "metrics.json").read_text())
     assert "up to date" in sh(clone, "dvc", "status")
     assert ran(sh(clone, "dvc", "repro")) == set()
+    # The model registry entry: a version registered as GTO (DVC Studio) does it, with an
+    # annotated tag, then the model folder fetched by name from the repo.
+    sh(project, "git", "tag", "-a", "r2plus1d-video-classifier@v0.1.0", "-m",
+       "Registering artifact r2plus1d-video-classifier version v0.1.0")
+    got = tmp_path / "got"
+    sh(tmp_path, "dvc", "artifacts", "get", str(project), "r2plus1d-video-classifier",
+       "-o", str(got))
+    assert sorted(f.name for f in got.iterdir()) == [
+        "inference.json", "labels.json", "model.keras", "sampling.json", "train.json"]
+    assert (got / "model.keras").read_bytes() == \
+        (project / "data" / "model" / "model.keras").read_bytes()

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from videoclf.dataset import DatasetError
-from videoclf.params import validate
 from videoclf.shards import extract
+from conftest import project_params
 
 
 def test_shards_and_index(tiny_frames, tiny_manifest, tiny_params):
@@ -19,7 +19,10 @@ def test_shards_and_index(tiny_frames, tiny_manifest, tiny_params):
                                 "short_video": f["short_video"]}
     assert list(index.columns) == ["video", "class", "label", "group", "split", "clip", "start",
                                    "shard", "row", "real_frames"]
-    assert len(index) == len(tiny_manifest)  # one clip per video by default
+    k = f["train_clips_per_video"]
+    assert meta["train_clips_per_video"] == k
+    n_train = int((tiny_manifest.split == "train").sum())
+    assert len(index) == len(tiny_manifest) + (k - 1) * n_train  # K train clips, 1 otherwise
     for shard, rows in index.groupby("shard"):
         arr = np.load(tiny_frames / shard, mmap_mode="r")
         assert arr.dtype == np.uint8 and arr.shape[1:] == (4, 32, 32, 3)
@@ -29,7 +32,7 @@ def test_shards_and_index(tiny_frames, tiny_manifest, tiny_params):
 
 
 def _run(manifest, videos, out, **frames):
-    p = validate({"frames": frames})["frames"]
+    p = project_params({"frames": frames})["frames"]
     classes = sorted(manifest["class"].unique())
     return extract(manifest, videos, out, p, classes)
 
@@ -76,7 +79,7 @@ def test_broken_video_is_skipped_and_reported(tiny_videos, tiny_manifest, tmp_pa
     victim = tiny_manifest[tiny_manifest.split == "train"].video.iloc[0]
     (videos / victim).write_bytes(b"\x00" * 1000)
     index = _run(tiny_manifest, videos, tmp_path / "f", n_frames=4, frame_step=4, height=32,
-                 width=32, workers=2)
+                 width=32, workers=2, train_clips_per_video=1)
     report = json.loads((tmp_path / "f" / "report.json").read_text())
     assert [s["video"] for s in report["skipped"]] == [victim]
     assert victim not in set(index.video) and len(index) == len(tiny_manifest) - 1

@@ -19,8 +19,8 @@ from rangeserver import RangeServer
 from videoclf.download import download
 from videoclf.frames import (Sampling, VideoError, eval_starts, letterbox, measure, read_clips,
                              train_starts)
-from videoclf.params import validate
 from videoclf.shards import extract
+from conftest import project_params
 
 FOOTAGE = Path(__file__).parent / "footage"
 DAMAGED = "theora_damaged.ogv"
@@ -111,7 +111,7 @@ def _class_folders(root: Path) -> Path:
 
 
 def _data(url: str) -> dict:
-    return validate({"data": {"source": "url", "url": url, "num_classes": 2,
+    return project_params({"data": {"source": "url", "url": url, "num_classes": 2,
                               "per_class": {"train": 3, "val": 2, "test": 2}}})["data"]
 
 
@@ -137,7 +137,7 @@ def test_class_folders_end_to_end_clips_match_straight_decode(folder_dataset):
         assert (root / "videos" / row.video).read_bytes() == (src / row.member).read_bytes()
     assert (src / "Phone" / "notes.txt").exists()  # nothing of the user's is touched
 
-    frames = validate({"frames": {"n_frames": 4, "frame_step": 6, "height": 32, "width": 48,
+    frames = project_params({"frames": {"n_frames": 4, "frame_step": 6, "height": 32, "width": 48,
                                   "train_clips_per_video": 2, "workers": 2,
                                   "shard_mb": 1}})["frames"]
     index = extract(manifest, root / "videos", root / "frames", frames, report["classes"])

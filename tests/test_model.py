@@ -36,3 +36,35 @@ def test_saved_model_loads_in_a_fresh_process_safely(tmp_path):
     assert out.returncode == 0, out.stderr
     got = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_frame_difference_inputs_shapes_and_save_load(tmp_path):
+    """diff sees only change (a still clip gives the same logits whatever its content);
+    rgb_diff feeds 6 channels to the first convolution; both save and load in safe mode."""
+    import keras
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 255, (2, 4, 32, 32, 3), dtype=np.uint8)
+    rgb = build_model(4, 32, 32, 3, [8, 8, 16, 16], "rgb")
+    both = build_model(4, 32, 32, 3, [8, 8, 16, 16], "rgb_diff")
+    diff = build_model(4, 32, 32, 3, [8, 8, 16, 16], "diff")
+    # The first (spatial) convolution sees 6 channels instead of 3: 8 x 7 x 7 x 3 more weights.
+    assert both.count_params() - rgb.count_params() == 8 * 7 * 7 * 3
+    assert diff.count_params() == rgb.count_params()
+    still_a = np.repeat(x[:, :1], 4, axis=1)
+    still_b = np.repeat(x[:, 1:2][::-1], 4, axis=1)
+    np.testing.assert_allclose(diff.predict_on_batch(still_a), diff.predict_on_batch(still_b),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(rgb.predict_on_batch(still_a), rgb.predict_on_batch(still_b))
+    for m in (both, diff):
+        m.save(tmp_path / "m.keras")
+        back = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+        np.testing.assert_allclose(back.predict_on_batch(x), m.predict_on_batch(x), rtol=1e-5,
+                                   atol=1e-5)
+
+
+def test_unknown_input_kind_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="input_kind"):
+        build_model(4, 32, 32, 3, [8, 8, 16, 16], "flow")

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from videoclf.params import ParamsError, load, validate
-from conftest import ROOT
+from videoclf.params import SCHEMA, ParamsError, load, override, validate
+from conftest import ROOT, project_params
 
 
 def test_project_params_file_is_valid():
@@ -11,11 +11,41 @@ def test_project_params_file_is_valid():
     assert p["frames"]["height"] % 16 == 0
 
 
-def test_defaults_fill_missing_keys():
-    p = validate({"train": {"epochs": 3}})
+def _leaves(schema: dict, prefix: str = ""):
+    for k, v in schema.items():
+        key = f"{prefix}.{k}" if prefix else k
+        yield from _leaves(v, key) if isinstance(v, dict) else [key]
+
+
+def _without(raw: dict, dotted: str) -> dict:
+    out = override(raw, {})
+    *parents, last = dotted.split(".")
+    node = out
+    for k in parents:
+        node = node[k]
+    del node[last]
+    return out
+
+
+def test_params_yaml_is_the_one_source_every_key_is_required():
+    """No defaults in code: removing any key of params.yaml is an error naming that key."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    keys = list(_leaves(SCHEMA))
+    assert len(keys) > 30
+    for key in keys + ["train.augment", "data.per_class"]:
+        with pytest.raises(ParamsError) as e:
+            validate(_without(raw, key))
+        assert str(e.value).startswith(f"{key}: missing"), key
+    with pytest.raises(ParamsError, match="^train: expected a mapping"):
+        validate(override(raw, {"train": None}))
+
+
+def test_changes_apply_over_params_yaml():
+    p = project_params({"train": {"epochs": 3}})
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert p["train"]["epochs"] == 3
-    assert p["train"]["batch_size"] == 8
-    assert p["data"]["per_class"] == {"train": 30, "val": 10, "test": 10}
+    assert p["train"]["batch_size"] == raw["train"]["batch_size"]
+    assert p["data"]["per_class"] == raw["data"]["per_class"]
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -33,24 +63,26 @@ def test_defaults_fill_missing_keys():
 ])
 def test_bad_values_name_the_key(raw, key):
     with pytest.raises(ParamsError) as e:
-        validate(raw)
+        project_params(raw)
     assert str(e.value).startswith(key + ":")
 
 
 def test_height_must_survive_every_halving():
     # Three blocks halve three times: 24 is not divisible by 16 but 8 divides it.
-    p = validate({"model": {"filters": [8, 16, 32]}, "frames": {"height": 48, "width": 48}})
+    p = project_params({"model": {"filters": [8, 16, 32]}, "frames": {"height": 48, "width": 48}})
     assert p["frames"]["height"] == 48
     with pytest.raises(ParamsError, match="frames.height: must be divisible by 32"):
-        validate({"model": {"filters": [8, 8, 8, 8, 8]}, "frames": {"height": 48}})
+        project_params({"model": {"filters": [8, 8, 8, 8, 8]}, "frames": {"height": 48}})
 
 
 def test_bad_stage_fails_before_work(tmp_path, venv_env):
     import subprocess
     import sys
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"frames": {"height": 50}}))
-    r = subprocess.run([sys.executable, str(ROOT / "stages" / "download.py")], cwd=tmp_path,
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(override(raw, {"frames": {"height": 50}})))
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "download.py"), "data/videos"],
+                       cwd=tmp_path,
                        capture_output=True, text=True, env=venv_env, timeout=120)
     assert r.returncode == 2
     assert "frames.height" in r.stderr

@@ -1,8 +1,9 @@
 import numpy as np
 
-from videoclf.pipeline import load_index, make_dataset
-from videoclf.params import validate
+from videoclf.artifacts import read_index as load_index
+from videoclf.pipeline import make_dataset
 from videoclf.shards import extract
+from conftest import project_params
 
 
 def _epoch(ds):
@@ -22,12 +23,19 @@ def test_eval_dataset_is_the_index_in_order(tiny_frames):
     assert np.array_equal(_epoch(ds)[0], x)
 
 
+def _epochs(ds, n):
+    x, y = _epoch(ds)
+    return [(a, b) for a, b in zip(np.split(x, n), np.split(y, n))]
+
+
 def test_training_reshuffles_flips_and_is_reproducible(tiny_frames):
     index, _ = load_index(tiny_frames)
-    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3, flip=True)
-    e1, e2 = _epoch(ds), _epoch(ds)
-    n = int((index.split == "train").sum())
-    assert e1[0].shape[0] == n and sorted(e1[1]) == sorted(index[index.split == "train"].label)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3, flip=True,
+                      epochs=2)
+    e1, e2 = _epochs(ds, 2)
+    heads = index[(index.split == "train") & (index["clip"] == 0)]  # one clip per video an epoch
+    n = len(heads)
+    assert e1[0].shape[0] == n and sorted(e1[1]) == sorted(heads.label)
     assert not np.array_equal(e1[1], e2[1]) or not np.array_equal(e1[0], e2[0])
     # Every training clip comes out as itself or mirrored, never anything else.
     shard = np.load(tiny_frames / "train-00000.npy")
@@ -36,24 +44,64 @@ def test_training_reshuffles_flips_and_is_reproducible(tiny_frames):
     flipped = sum(c.tobytes() not in {s.tobytes() for s in shard} for c in e1[0])
     assert 0 < flipped < n
     again = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3,
-                         flip=True)
-    a1, a2 = _epoch(again), _epoch(again)
+                         flip=True, epochs=2)
+    a1, a2 = _epochs(again, 2)
     assert np.array_equal(a1[0], e1[0]) and np.array_equal(a2[0], e2[0])
+    # An epoch depends on (seed, epoch) alone: epoch 1 on its own, as a resumed run makes it.
+    resumed = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3,
+                           flip=True, first_epoch=1, epochs=1)
+    r1 = _epoch(resumed)
+    assert np.array_equal(r1[0], e2[0]) and np.array_equal(r1[1], e2[1])
 
 
 def test_random_pick_among_k_clips(tiny_videos, tiny_manifest, tmp_path):
-    p = validate({"frames": {"n_frames": 4, "frame_step": 4, "height": 32, "width": 32,
+    p = project_params({"frames": {"n_frames": 4, "frame_step": 4, "height": 32, "width": 32,
                              "train_clips_per_video": 3, "workers": 1}})["frames"]
     out = tmp_path / "f"
     extract(tiny_manifest, tiny_videos, out, p, sorted(tiny_manifest["class"].unique()))
     index, _ = load_index(out)
-    ds = make_dataset(out, index, "train", batch_size=64, training=True, seed=0, flip=False)
+    ds = make_dataset(out, index, "train", batch_size=64, training=True, seed=0, flip=False,
+                      epochs=4)
     shard = np.load(out / "train-00000.npy")
     row_of = {c.tobytes(): i for i, c in enumerate(shard)}
     seen = set()
-    for _ in range(4):
-        x, _ = _epoch(ds)
+    for x, _ in _epochs(ds, 4):
         rows = [row_of[c.tobytes()] for c in x]
         assert len(rows) == len(index[index.split == "train"]) // 3  # one clip per video
         seen.update(r % 3 for r in rows)
     assert seen == {0, 1, 2}
+
+
+def test_flip_pairs_swap_the_labels_of_mirrored_clips(tiny_frames):
+    """With mirror = [1, 0, 2], a mirrored clip of class 0 comes out labelled 1 and the other
+    way round; class 2 keeps its label; unmirrored clips keep theirs."""
+    from videoclf.pipeline import mirror_labels
+
+    index, meta = load_index(tiny_frames)
+    classes = meta["classes"]
+    mirror, ignored = mirror_labels(classes, [[classes[0], classes[1]], ["MoveLeft", "MoveRight"]])
+    assert mirror == [1, 0, 2] and ignored == ["[MoveLeft, MoveRight]"]
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3, flip=True,
+                      mirror=mirror, epochs=3)
+    train = index[index.split == "train"]
+    shard = np.load(tiny_frames / "train-00000.npy")
+    label_of = {shard[r].tobytes(): int(lab) for r, lab in zip(train.row, train.label)}
+    swapped = kept = 0
+    for x, y in _epochs(ds, 3):
+        for clip, label in zip(x, y):
+            if clip.tobytes() in label_of:
+                assert label == label_of[clip.tobytes()]
+                kept += 1
+            else:
+                assert label == mirror[label_of[clip[:, :, ::-1].tobytes()]]
+                swapped += label != label_of[clip[:, :, ::-1].tobytes()]
+    assert kept and swapped  # both happened, and mirrored clips of classes 0 and 1 swapped
+
+
+def test_a_pair_with_one_class_missing_is_an_error():
+    import pytest
+
+    from videoclf.pipeline import mirror_labels
+
+    with pytest.raises(ValueError, match="PanRight is not a class"):
+        mirror_labels(["PanLeft", "Still"], [["PanLeft", "PanRight"]])

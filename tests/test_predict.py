@@ -38,4 +38,4 @@ def test_predict_json_table_and_a_broken_file(tiny_model, tmp_path):
 def test_predict_without_model_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "videoclf", "predict", "x.avi", "--model",
                         str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "no trained model" in r.stderr
+    assert r.returncode == 1 and "labels.json: missing" in r.stderr

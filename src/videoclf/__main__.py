@@ -7,11 +7,27 @@ import json
 import sys
 from pathlib import Path
 
+from .artifacts import DEFAULT_MODEL_DIR
 from .dataset import is_video
+from .errors import VideoclfError
 
 
-class _NoVideo(Exception):
+class _NoVideo(VideoclfError):
     pass
+
+
+def _at_least(lo: int):
+    """An argparse type: a whole number >= ``lo``, else one usage line naming the flag."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if n < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {n}")
+        return n
+
+    return parse
 
 
 def _expand(paths: list[str]) -> list[Path]:
@@ -34,44 +50,59 @@ def predict_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m videoclf predict",
                                  description="Top-k classes of each video, with probabilities.")
     ap.add_argument("paths", nargs="+", help="video files or folders (searched recursively)")
-    ap.add_argument("--model", default="data/model", help="folder written by the train stage")
-    ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                    help=f"folder written by the train stage (default {DEFAULT_MODEL_DIR}), or "
+                         "an exported model.onnx (run with onnxruntime, no TensorFlow needed)")
+    ap.add_argument("--top-k", type=_at_least(1), default=5)
     ap.add_argument("--json", action="store_true", help="one JSON object per line and video")
-    ap.add_argument("--clips", type=int, default=None,
-                    help="clips per video (default: evaluate.clips_per_video in params.yaml, else 1)")
-    ap.add_argument("--workers", type=int, default=0, help="decoding processes (0 = all cores)")
+    ap.add_argument("--clips", type=_at_least(1), default=None,
+                    help="clips per video (default: the model folder's inference.json, i.e. "
+                         "evaluate.clips_per_video when it was trained)")
+    ap.add_argument("--workers", type=_at_least(0), default=0,
+                    help="decoding processes (0 = all cores)")
     ap.add_argument("--min-decodable", type=float, default=0.5,
                     help="a video decoding less than this share of the frames its header "
                          "declares is reported as damaged, not predicted (default 0.5)")
     args = ap.parse_args(argv)
-    if args.top_k < 1:
-        ap.error("--top-k must be >= 1")
     if not 0.0 <= args.min_decodable <= 1.0:
         ap.error("--min-decodable must be between 0 and 1")
     try:
-        videos = _expand(args.paths)
-    except _NoVideo as e:
+        return _predict(args)
+    except VideoclfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        from .stage import os_error_line
+
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .artifacts import read_model_info
+
+    videos = _expand(args.paths)
+    # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
+    read_model_info(args.model.parent if args.model.suffix == ".onnx" else args.model)
 
     from .frames import Sampling
-    from .inference import score_videos, top_k
-    from .train import load_trained
+    from .inference import score_videos, top_k, video_probs
+    from .modelio import load_predictor
 
-    model_dir = Path(args.model)
-    if not (model_dir / "model.keras").is_file():
-        print(f"error: no trained model in {model_dir} (run `dvc repro` first)", file=sys.stderr)
-        return 2
-    model, labels, sampling = load_trained(model_dir)
-    clips = args.clips or _clips_from_params()
+    predict, info = load_predictor(args.model)
+    labels = info.labels
+    clips = args.clips or info.clips_per_video
     failed = 0
-    for path, probs, error in score_videos(model, videos, Sampling(**sampling), clips,
+    for path, clip_probs, error in score_videos(predict, videos, Sampling(**info.sampling), clips,
                                            args.workers, min_decodable=args.min_decodable):
         if error:
             failed += 1
             print(f"error: {path}: {error}", file=sys.stderr)
             continue
-        best = top_k(probs, labels, args.top_k)
+        best = top_k(video_probs(clip_probs), labels, args.top_k)
         if args.json:
             print(json.dumps({"video": str(path), "top_k": best}), flush=True)
         else:
@@ -81,15 +112,6 @@ def predict_main(argv: list[str]) -> int:
     if failed:
         print(f"{failed} of {len(videos)} video(s) could not be read", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _clips_from_params() -> int:
-    from .params import ParamsError, load
-
-    try:
-        return load("params.yaml")["evaluate"]["clips_per_video"]
-    except ParamsError:  # no (valid) params.yaml here: predicting outside the project
-        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 TensorFlow's C++ runtime prints absl and CUDA-probe lines straight to file descriptor 2
 before any Python logging setting can stop it, so stderr is pointed at /dev/null while the
-runtime loads, then restored.
+runtime loads, then restored. On a GPU host those lines are what tells a missing driver or
+CUDA library apart: ``VIDEOCLF_TF_QUIET=0`` keeps them (and TensorFlow's own log level).
 """
 
 from __future__ import annotations
@@ -10,8 +11,17 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+QUIET = os.environ.get("VIDEOCLF_TF_QUIET", "1") != "0"
+if QUIET:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def _loud_import():
+    import tensorflow as tf
+    import keras
+
+    return tf, keras
 
 
 def _quiet_import():
@@ -32,4 +42,4 @@ def _quiet_import():
     return tf, keras
 
 
-tf, keras = _quiet_import()
+tf, keras = _quiet_import() if QUIET else _loud_import()

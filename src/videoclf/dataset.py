@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from .errors import VideoclfError
 from .seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _GROUP_IN_NAME = re.compile(r"_g(?P<group>\d+)_", re.IGNORECASE)
 _CLIP_IN_NAME = re.compile(r"_c(?P<clip>\d+)(?:\.|_|$)", re.IGNORECASE)
 
 
-class DatasetError(RuntimeError):
+class DatasetError(VideoclfError):
     """The archive cannot give the requested dataset."""
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import frames, sources
+from .artifacts import MANIFEST, MANIFEST_COLUMNS, VIDEOS_REPORT
 from .dataset import (GROUPS_FILE, SPLITS, DatasetError, Listing, parse_members, read_groups_csv,
                       select_classes, split_videos)
 from .outputs import staged_dir, write_json, write_parquet
@@ -18,7 +19,6 @@ from .pool import map_videos
 log = logging.getLogger(__name__)
 
 
-MANIFEST_COLUMNS = ["video", "member", "class", "label", "group", "clip", "split", "frames"]
 LEAKAGE_NOTE = ("{n} video(s) have no group (no _gNN_ in the name, not in groups.csv): each is "
                 "its own group, so clips cut from one recording may sit in train and test, and "
                 "leakage across splits cannot be ruled out")
@@ -106,8 +106,8 @@ def download(data: dict, out_dir: Path, staging_root: Path, workers: int = 0) ->
                 f"no usable clip left for {', '.join(missing)} after skipping "
                 f"{len(skipped)} member(s): {skipped[:3]}"
             )
-        write_parquet(tmp / "manifest.parquet", manifest)
-        write_json(tmp / "report.json", {
+        write_parquet(tmp / MANIFEST, manifest)
+        write_json(tmp / VIDEOS_REPORT, {
             "source": source.describe(),
             "layout": listing.layout,
             "root": listing.root,
@@ -121,7 +121,7 @@ def download(data: dict, out_dir: Path, staging_root: Path, workers: int = 0) ->
     shutil.rmtree(staging, ignore_errors=True)
     summary = ", ".join(f"{s} {int((manifest.split == s).sum())}" for s in SPLITS)
     log.info("download: %d videos (%s); %d skipped%s", len(manifest), summary, len(skipped),
-             f", see {out_dir / 'report.json'}" if skipped else "")
+             f", see {out_dir / VIDEOS_REPORT}" if skipped else "")
     return manifest
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .artifacts import (EVAL_DIR, EVAL_PER_CLASS, EVAL_REPORT, METRICS, PER_CLASS, PREDICTIONS,
+                        THROUGHPUT, ModelInfo)
+from .dataset import DatasetError
 from .frames import Sampling
-from .inference import score_videos
+from .inference import score_videos, top_k, video_probs
 from .outputs import write_json
 
 log = logging.getLogger(__name__)
@@ -48,45 +52,93 @@ def classification_metrics(actual: np.ndarray, predicted: np.ndarray,
     return summary, per_class, cm
 
 
-def evaluate(model, classes: list[str], sampling: dict, manifest: pd.DataFrame,
-             videos_dir: Path, metrics_dir: Path, clips_per_video: int,
-             workers: int = 0) -> dict:
-    """Score the test split and write metrics.json, per_class.json and eval/ plot data."""
+def top_k_accuracy(probs: np.ndarray, actual: np.ndarray, k: int) -> float:
+    """Share of rows whose true class is among the ``k`` most probable (ties: lower index)."""
+    k = min(k, probs.shape[1])
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float((top == actual[:, None]).any(axis=1).mean())
+
+
+def bootstrap_ci(correct: np.ndarray, resamples: int, seed: int, level: float = 0.95
+                 ) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``correct`` (0/1 per test video),
+    resampling videos with replacement: how far top-1 accuracy could move on another test
+    set of this size drawn the same way."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(correct), size=(resamples, len(correct)))
+    means = correct[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def evaluate(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
+             metrics_dir: Path, evaluate_params: dict, workers: int = 0) -> dict:
+    """Score the test split as the predict command does (``predict``: clips -> logits from
+    ``modelio.load_predictor``; the model folder's sampling and clips per video) and write
+    metrics.json, per_class.json and eval/ plot data.
+
+    Video-level figures average the softmax of a video's clips; ``clip_accuracy`` scores each
+    clip alone (the R(2+1)D paper reports both); ``accuracy_ci95`` is a seeded bootstrap over
+    test videos (``evaluate.bootstrap`` resamples, ``evaluate.seed``).
+    """
+    classes, clips_per_video = info.labels, info.clips_per_video
     test = manifest[manifest.split == "test"].sort_values("video")
     paths = [videos_dir / v for v in test.video]
-    s = Sampling(**sampling)
+    s = Sampling(**info.sampling)
     log.info("evaluate: %d test videos, %d clip(s) per video", len(paths), clips_per_video)
-    probs, actual, kept, skipped = [], [], [], []
+    probs, clip_hits, actual, kept, skipped = [], [], [], [], []
     label_of = dict(zip(test.video, test["class"]))
     lengths = [int(n) for n in test.frames] if "frames" in test else None  # measured on download
-    for path, p, error in score_videos(model, paths, s, clips_per_video, workers,
-                                       lengths=lengths):
+    t0 = time.perf_counter()
+    for path, clip_probs, error in score_videos(predict, paths, s, clips_per_video, workers,
+                                                lengths=lengths):
         rel = path.relative_to(videos_dir).as_posix()
         if error:
             skipped.append({"video": rel, "reason": error})
             continue
-        probs.append(p)
-        actual.append(classes.index(label_of[rel]))
+        label = classes.index(label_of[rel])
+        probs.append(video_probs(clip_probs))
+        clip_hits += list(clip_probs.argmax(axis=1) == label)
+        actual.append(label)
         kept.append(rel)
+    seconds = time.perf_counter() - t0
     if not probs:
-        raise RuntimeError("evaluate: no test video could be scored")
+        first = skipped[0] if skipped else {"video": "-", "reason": "no test video"}
+        raise DatasetError(f"none of the {len(skipped)} test videos could be scored; first: "
+                           f"{first['video']}: {first['reason']}")
     probs_arr = np.stack(probs)
     actual_arr = np.array(actual)
     predicted = probs_arr.argmax(axis=1)
     summary, per_class, _ = classification_metrics(actual_arr, predicted, classes)
     nll = -np.log(np.clip(probs_arr[np.arange(len(actual_arr)), actual_arr], 1e-12, 1.0))
-    summary.update({"loss": round(float(nll.mean()), 6), "clips_per_video": clips_per_video,
-                    "test_videos": len(kept), "skipped_videos": len(skipped)})
-    eval_dir = metrics_dir / "eval"
-    write_json(metrics_dir / "metrics.json", summary)
-    write_json(metrics_dir / "per_class.json", per_class)
-    write_json(eval_dir / "predictions.json", [
-        {"video": v, "actual": classes[a], "predicted": classes[p]}
-        for v, a, p in zip(kept, actual_arr, predicted)])
-    write_json(eval_dir / "per_class.json",
+    lo, hi = bootstrap_ci((predicted == actual_arr).astype(float),
+                          evaluate_params["bootstrap"], evaluate_params["seed"])
+    r = lambda x: round(float(x), 6)  # noqa: E731
+    summary = {"accuracy": summary.pop("accuracy"),
+               "accuracy_ci95_low": r(lo), "accuracy_ci95_high": r(hi),
+               "top5_accuracy": r(top_k_accuracy(probs_arr, actual_arr, 5)),
+               "mean_class_accuracy": summary["recall"],  # mean of per-class recall
+               "clip_accuracy": r(np.mean(clip_hits)),
+               **summary,
+               "loss": r(nll.mean()), "clips_per_video": clips_per_video,
+               "test_videos": len(kept), "test_clips": len(clip_hits),
+               "skipped_videos": len(skipped)}
+    eval_dir = metrics_dir / EVAL_DIR
+    write_json(metrics_dir / METRICS, summary)
+    write_json(metrics_dir / PER_CLASS, per_class)
+    write_json(eval_dir / PREDICTIONS, [
+        {"video": v, "actual": classes[a], "predicted": classes[p],
+         "top": top_k(pr, classes, 3)}
+        for v, a, p, pr in zip(kept, actual_arr, predicted, probs_arr)])
+    write_json(eval_dir / EVAL_PER_CLASS,
                [{"class": c, **per_class[c]} for c in classes])
-    write_json(eval_dir / "report.json", {"skipped": skipped})
-    log.info("evaluate: accuracy %.3f, precision %.3f, recall %.3f on %d test videos%s",
-             summary["accuracy"], summary["precision"], summary["recall"], len(kept),
-             f"; {len(skipped)} skipped" if skipped else "")
+    write_json(eval_dir / EVAL_REPORT, {"skipped": skipped})
+    # Decoding and scoring together, as predict sees it (wall clock, so apart from the results).
+    write_json(metrics_dir / THROUGHPUT, {"evaluate": {
+        "clips_per_s": round(len(clip_hits) / max(seconds, 1e-9), 1),
+        "videos_per_s": round(len(kept) / max(seconds, 1e-9), 2)}})
+    log.info("evaluate: accuracy %.3f (95%% CI %.3f-%.3f), top-5 %.3f, mean class %.3f, "
+             "clip %.3f on %d test videos%s", summary["accuracy"], lo, hi,
+             summary["top5_accuracy"], summary["mean_class_accuracy"], summary["clip_accuracy"],
+             len(kept), f"; {len(skipped)} skipped" if skipped else "")
     return summary

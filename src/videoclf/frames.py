@@ -17,10 +17,11 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from .errors import VideoclfError
 from .seeding import derive_seed
 
 
-class VideoError(RuntimeError):
+class VideoError(VideoclfError):
     """A video that OpenCV cannot decode (or decodes far less of than it claims)."""
 
     def __init__(self, reason: str, decoded: int | None = None, declared: int | None = None):

@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ._tf import keras, tf
 from .frames import Sampling, VideoError, eval_starts, read_clips
 from .pool import map_videos
 
@@ -28,13 +27,24 @@ def _sample(job: tuple[Path, int | None], k: int, sampling: Sampling, min_decoda
         return None, str(e)
 
 
-def score_videos(model: keras.Model, paths: list[Path], sampling: Sampling, k: int,
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, stable for large logits."""
+    z = np.asarray(logits, np.float32)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def score_videos(predict: Callable[[np.ndarray], np.ndarray], paths: list[Path],
+                 sampling: Sampling, k: int,
                  workers: int = 0, batch_size: int = 16, lengths: list[int] | None = None,
                  min_decodable: float = 0.0
                  ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
-    """Yield ``(path, class probabilities, error)`` per video, in order.
+    """Yield ``(path, class probabilities of each clip [K, C], error)`` per video, in order;
+    the video's prediction is the mean over its clips (``video_probs``).
 
-    Clips are decoded by a process pool and scored in batches; a video that cannot be read
+    ``predict`` maps uint8 clips ``[B, T, H, W, 3]`` to logits (``modelio.load_predictor``:
+    Keras or onnxruntime). Clips are decoded by a process pool and scored in batches; a video
+    that cannot be read
     (or, below ``min_decodable``, is damaged) yields ``(path, None, reason)`` and the others
     go on. ``lengths``: frame counts already measured (the manifest's), else found while
     decoding.
@@ -48,11 +58,10 @@ def score_videos(model: keras.Model, paths: list[Path], sampling: Sampling, k: i
 
     def flush() -> Iterator[tuple[Path, np.ndarray, None]]:
         batch = np.concatenate([c for _, c in pending])
-        logits = model.predict_on_batch(batch)
-        probs = tf.nn.softmax(tf.cast(logits, tf.float32)).numpy()
+        probs = softmax(predict(batch))
         start = 0
         for p, c in pending:
-            yield p, probs[start : start + len(c)].mean(axis=0), None
+            yield p, probs[start : start + len(c)], None
             start += len(c)
         pending.clear()
 
@@ -66,6 +75,12 @@ def score_videos(model: keras.Model, paths: list[Path], sampling: Sampling, k: i
             yield from flush()
     if pending:
         yield from flush()
+
+
+def video_probs(clip_probs: np.ndarray) -> np.ndarray:
+    """A video's class probabilities: its clips' softmax outputs averaged (MMAction2's
+    ``average_clips='prob'``)."""
+    return clip_probs.mean(axis=0)
 
 
 def top_k(probs: np.ndarray, labels: Iterable[str], k: int) -> list[dict]:

@@ -109,6 +109,20 @@ class ResizeVideo(layers.Layer):
         return {**super().get_config(), "height": self.height, "width": self.width}
 
 
+@keras.saving.register_keras_serializable(package=_PKG)
+class FrameDifference(layers.Layer):
+    """TSN's "RGB difference" (Wang et al. 2016): frame t minus frame t-1 of a
+    ``(b, t, h, w, c)`` clip, the first frame's difference zero. A still background cancels
+    out, so what moves is what the network sees, whatever the scene."""
+
+    def call(self, video):
+        diff = video[:, 1:] - video[:, :-1]
+        return keras.ops.concatenate([keras.ops.zeros_like(video[:, :1]), diff], axis=1)
+
+
+INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff")
+
+
 def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int]):
     """Residual block; the shortcut is projected when the channel count changes."""
     out = ResidualMain(filters, kernel_size)(x)
@@ -119,14 +133,23 @@ def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int]):
 
 
 def build_model(n_frames: int, height: int, width: int, num_classes: int,
-                filters: list[int] = (16, 32, 64, 128)) -> keras.Model:
+                filters: list[int] = (16, 32, 64, 128), input_kind: str = "rgb") -> keras.Model:
     """The tutorial's network for uint8 clips ``(n_frames, height, width, 3)``; logits out.
 
     Inputs are rescaled to [0, 1] inside the model, so callers feed the stored uint8 frames.
+    ``input_kind``: ``rgb`` (the tutorial), ``diff`` (frame differences only) or ``rgb_diff``
+    (both, 6 channels); the difference is computed inside the model, so inference, export and
+    predict feed plain clips whatever the choice.
     The last Dense is float32 so logits and loss stay float32 under mixed precision.
     """
+    if input_kind not in INPUTS:
+        raise ValueError(f"input_kind must be one of {INPUTS}, got {input_kind!r}")
     inputs = keras.Input(shape=(n_frames, height, width, 3), dtype="uint8", name="frames")
     x = layers.Rescaling(1.0 / 255)(inputs)
+    if input_kind == "diff":
+        x = FrameDifference()(x)
+    elif input_kind == "rgb_diff":
+        x = layers.Concatenate(axis=-1)([x, FrameDifference()(x)])
     x = Conv2Plus1D(filters[0], (3, 7, 7), padding="same")(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)

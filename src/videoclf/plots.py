@@ -1,4 +1,5 @@
-"""The plot stage: PNG learning curves and confusion matrices (seaborn), for people to look at."""
+"""The plot stage: PNG learning curves, confusion matrices (seaborn) and filmstrips of test
+clips with their predictions, for people to look at."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from .artifacts import EVAL_DIR, PER_CLASS, PREDICTIONS, read_model_info, read_train_info  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +95,65 @@ def per_class_bars(per_class: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def make_plots(live_dir: Path, metrics_dir: Path, model_dir: Path, out_dir: Path) -> list[Path]:
+def pick_examples(predictions: list[dict], classes: list[str], per_class: int) -> list[dict]:
+    """Up to ``per_class`` test videos of each class, misclassified ones first (then by name);
+    the misclassified of every class come before any correct one."""
+    chosen = []
+    for c in classes:
+        mine = sorted((p for p in predictions if p["actual"] == c),
+                      key=lambda p: (p["actual"] == p["predicted"], p["video"]))
+        chosen += mine[:per_class]
+    return sorted(chosen, key=lambda p: (p["actual"] == p["predicted"], classes.index(p["actual"]),
+                                         p["video"]))
+
+
+def examples_strip(predictions: list[dict], classes: list[str], sampling: dict,
+                   videos_dir: Path, path: Path, per_class: int = 2) -> int:
+    """A filmstrip per chosen test video: the frames the model sampled (as evaluate samples
+    its first clip, drawn at twice the model's size), the true class and the top predictions;
+    misclassified videos first, titled in red. Returns the number of videos drawn."""
+    from .frames import Sampling, VideoError, eval_starts, read_clips
+
+    chosen = pick_examples(predictions, classes, per_class)
+    s = Sampling(**{**sampling, "height": sampling["height"] * 2,
+                    "width": sampling["width"] * 2})
+    strips = []
+    for p in chosen:
+        try:
+            clip = read_clips(videos_dir / p["video"], lambda n: eval_starts(n, 1, s), s).array[0]
+        except VideoError:
+            continue
+        strips.append((p, np.concatenate(list(clip), axis=1)))
+    if not strips:
+        raise FileNotFoundError(f"none of the chosen test videos could be read under {videos_dir}")
+    width, height = strips[0][1].shape[1], strips[0][1].shape[0]
+    fig, axes = plt.subplots(len(strips), 1, squeeze=False,
+                             figsize=(width / 80, len(strips) * (height / 80 + 0.45)))
+    for ax, (p, strip) in zip(axes[:, 0], strips):
+        ax.imshow(strip)
+        ax.set_axis_off()
+        wrong = p["actual"] != p["predicted"]
+        top = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in p.get("top", []))
+        ax.set_title(f"{'WRONG' if wrong else 'right'}: {p['actual']} -> {top}  ({p['video']})",
+                     fontsize=9, loc="left", color="firebrick" if wrong else "black")
+    _save(fig, path)
+    return len(strips)
+
+
+def make_plots(live_dir: Path, metrics_dir: Path, model_dir: Path, out_dir: Path,
+               videos_dir: Path) -> list[Path]:
     """Write every PNG of the plot stage; returns their paths."""
-    classes = json.loads((model_dir / "labels.json").read_text())
-    train_info = json.loads((model_dir / "train.json").read_text())
-    predictions = json.loads((metrics_dir / "eval" / "predictions.json").read_text())
-    per_class = json.loads((metrics_dir / "per_class.json").read_text())
+    info = read_model_info(model_dir)
+    classes = info.labels
+    train_info = read_train_info(model_dir)
+    predictions = json.loads((metrics_dir / EVAL_DIR / PREDICTIONS).read_text())
+    per_class = json.loads((metrics_dir / PER_CLASS).read_text())
     out = [out_dir / "learning_curves.png", out_dir / "confusion_matrix.png",
-           out_dir / "per_class.png"]
+           out_dir / "per_class.png", out_dir / "examples.png"]
     best = train_info["best_epoch"] if train_info.get("restored_best") else None
     learning_curves(read_history(live_dir), out[0], best)
     confusion_heatmaps(predictions, classes, out[1])
     per_class_bars(per_class, out[2])
+    examples_strip(predictions, classes, info.sampling, videos_dir, out[3])
     log.info("plot: %s", ", ".join(str(p) for p in out))
     return out

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import gc
 import multiprocessing as mp
+import signal
 from typing import Callable, Iterator
 
 from tqdm import tqdm
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the parent alone reports it and stops the pool,
+    # instead of every worker printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def map_videos(func: Callable, jobs: list, workers: int, desc: str, chunksize: int = 4
@@ -21,7 +28,7 @@ def map_videos(func: Callable, jobs: list, workers: int, desc: str, chunksize: i
     # visited by the children's garbage collector, so the pages stay shared.
     gc.freeze()
     try:
-        with ctx.Pool(min(workers, len(jobs))) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_ignore_sigint) as pool:
             yield from tqdm(pool.imap(func, jobs, chunksize=chunksize), total=len(jobs), desc=desc,
                             unit="video", leave=False, disable=None)
     finally:

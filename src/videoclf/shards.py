@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .artifacts import FRAMES_META, FRAMES_REPORT, INDEX, INDEX_COLUMNS
 from .dataset import SPLITS, DatasetError
 from .frames import Sampling, VideoError, eval_starts, read_clips, train_starts
 from .outputs import staged_dir, write_json, write_parquet
@@ -25,8 +26,6 @@ from .pool import map_videos
 
 log = logging.getLogger(__name__)
 
-INDEX_COLUMNS = ["video", "class", "label", "group", "split", "clip", "start", "shard", "row",
-                 "real_frames"]
 
 
 def _starts(split: str, clips: int, sampling: Sampling, seed: int, name: str):
@@ -115,11 +114,11 @@ def extract(manifest: pd.DataFrame, videos_dir: Path, out_dir: Path, frames_para
         missing = [f"{s}/{c}" for s in SPLITS for c in classes if (s, c) not in have]
         if missing:
             raise DatasetError(f"extract: no decodable clip for {', '.join(missing)}")
-        write_parquet(tmp / "index.parquet", index)
-        write_json(tmp / "meta.json", {"sampling": sampling.to_dict(), "classes": classes,
+        write_parquet(tmp / INDEX, index)
+        write_json(tmp / FRAMES_META, {"sampling": sampling.to_dict(), "classes": classes,
                                        "train_clips_per_video": k})
-        write_json(tmp / "report.json", {"skipped": skipped})
+        write_json(tmp / FRAMES_REPORT, {"skipped": skipped})
     log.info("extract: %d clips from %d videos into %d shard(s); %d video(s) skipped%s",
              len(index), index.video.nunique(), len(shard_rows), len(skipped),
-             f", see {out_dir / 'report.json'}" if skipped else "")
+             f", see {out_dir / FRAMES_REPORT}" if skipped else "")
     return index

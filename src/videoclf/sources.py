@@ -16,7 +16,6 @@ import struct
 import time
 import zipfile
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -30,6 +29,7 @@ from urllib3.util.retry import Retry
 
 from . import builtin
 from .dataset import DatasetError, Video
+from .pool import map_videos
 
 log = logging.getLogger(__name__)
 
@@ -318,30 +318,24 @@ class ZipSource:
 class BuiltinSource:
     """The generated motion dataset; members are rendered on demand, in parallel."""
 
-    def __init__(self, seed: int, workers: int = 0):
-        self.seed = seed
+    def __init__(self, seed: int, style: str, workers: int = 0):
+        self.seed, self.style = seed, style
         self.workers = workers or os.cpu_count() or 1
 
     def describe(self) -> str:
-        return f"built-in motion dataset (seed {self.seed})"
+        return f"built-in motion dataset ({self.style}, seed {self.seed})"
 
     def names(self) -> list[str]:
-        return builtin.member_names(self.seed)
+        return builtin.member_names(self.seed, self.style)
 
     def read_text(self, member: str) -> str | None:
         return None
 
     def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
-        todo = [v for v in videos if not (staging / staged_name(v.member)).exists()]
-        if todo:
-            with ProcessPoolExecutor(self.workers) as pool, tqdm(
-                total=len(todo), unit="clip", desc="generate", leave=False, disable=None
-            ) as bar:
-                jobs = [pool.submit(_render_to, v.member, self.seed, staging / staged_name(v.member))
-                        for v in todo]
-                for job in jobs:
-                    job.result()
-                    bar.update()
+        todo = [(v.member, self.seed, staging / staged_name(v.member), self.style) for v in videos
+                if not (staging / staged_name(v.member)).exists()]
+        for _ in map_videos(_render_to, todo, self.workers, "generate", chunksize=1):
+            pass
         return {v.member: staging / staged_name(v.member) for v in videos}, []
 
 
@@ -379,9 +373,10 @@ class DirSource:
         return paths, failures
 
 
-def _render_to(member: str, seed: int, dest: Path) -> None:
+def _render_to(job: tuple[str, int, Path, str]) -> None:
+    member, seed, dest, style = job
     tmp = dest.with_name(dest.stem + ".part.avi")  # OpenCV picks the container from the suffix
-    builtin.write_clip(member, seed, tmp)
+    builtin.write_clip(member, seed, tmp, style)
     os.replace(tmp, dest)
 
 
@@ -437,7 +432,7 @@ def _short(e: BaseException) -> str:
 def open_source(data: dict, workers: int = 0) -> Source:
     """The source named by the ``data`` params block."""
     if data["source"] == "builtin":
-        return BuiltinSource(data["seed"], workers)
+        return BuiltinSource(data["seed"], data["builtin_style"], workers)
     url = data["url"]
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
@@ -452,7 +447,7 @@ def staging_key(data: dict) -> str:
     if data["source"] == "builtin":
         # Clips staged by another version of the generator must not be reused.
         code = hashlib.sha1(Path(builtin.__file__).read_bytes()).hexdigest()
-        what = f"builtin-{data['seed']}-{code}"
+        what = f"builtin-{data['builtin_style']}-{data['seed']}-{code}"
     else:
         what = data["url"]
     return hashlib.sha1(what.encode()).hexdigest()[:12]

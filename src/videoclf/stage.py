@@ -1,15 +1,25 @@
-"""What every stage script shares: logging, params validated before any work, clean errors."""
+"""What every stage script shares: its paths from the command line (as ``dvc.yaml`` writes
+them), params checked before any work, outputs checked writable before any work, and every
+failure a user can cause turned into one line and a non-zero exit.
+
+Exit codes: 0 done, 1 an error named in one line, 2 bad params or arguments, 130 interrupted
+(Ctrl-C). A traceback means a bug in videoclf.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-from .dataset import DatasetError
+from .errors import VideoclfError
 from .params import ParamsError, load
+
+log = logging.getLogger("videoclf")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -18,19 +28,62 @@ def setup_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run(name: str, body: Callable[[dict], object], params_file: str | Path = "params.yaml") -> None:
-    """Run one stage: load and check params, call ``body(params)``, exit 1 with one line on error."""
+def os_error_line(e: OSError) -> str:
+    """``Permission denied: data/videos`` rather than ``[Errno 13] ...`` and a traceback."""
+    what = e.strerror or type(e).__name__
+    where = e.filename if e.filename is not None else ""
+    return f"{what}: {where}" if where else str(e) or what
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be (re)written, or None. Outputs are staged beside ``path`` and
+    renamed, so its parent folder (the nearest one that exists) must be writable."""
+    path = Path(path)
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {parent} (permission denied)"
+    if path.exists() and not path.is_dir():
+        return f"{path} exists and is not a folder"
+    if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+        return f"cannot replace {path} (permission denied)"
+    return None
+
+
+def run(name: str, body: Callable[[dict, argparse.Namespace], object], *,
+        inputs: Sequence[str] = (), outputs: Sequence[str] = (),
+        params_file: str | Path = "params.yaml", argv: Sequence[str] | None = None) -> None:
+    """Run one stage: ``stages/<name>.py INPUT... OUTPUT...`` (paths in that order, as named),
+    then ``body(params, args)`` with each path as ``args.<name>``."""
+    ap = argparse.ArgumentParser(prog=f"stages/{name}.py",
+                                 description=f"The {name} stage (run it with `dvc repro`).")
+    for arg in (*inputs, *outputs):
+        ap.add_argument(arg, type=Path)
+    args = ap.parse_args(argv)
     setup_logging()
-    log = logging.getLogger(f"videoclf.{name}")
     try:
         params = load(params_file)
     except ParamsError as e:
         log.error("%s: bad params: %s", name, e)
         sys.exit(2)
+    for arg in outputs:
+        why = unwritable(getattr(args, arg))
+        if why:
+            log.error("%s: error: %s", name, why)
+            sys.exit(1)
     t0 = time.perf_counter()
     try:
-        body(params)
-    except (DatasetError, FileNotFoundError) as e:
+        body(params, args)
+    except VideoclfError as e:
         log.error("%s: error: %s", name, e)
         sys.exit(1)
+    except OSError as e:  # disk full, permissions changed mid-run, a path that is a folder
+        log.error("%s: error: %s", name, os_error_line(e))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log.error("%s: interrupted; its outputs were not replaced", name)
+        sys.exit(130)
     log.info("%s: done in %.1f s", name, time.perf_counter() - t0)
