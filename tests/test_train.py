@@ -149,7 +149,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_frames, tiny_videos, tmp_pat
     assert (tmp_path / "metrics" / "metrics.json").is_file()
 
 
-def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tmp_path):
+def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_params,
+                                                 tmp_path):
     """model.init: the same network continues from the earlier weights (the first epoch starts
     where the earlier run ended); a different class count keeps all but the classifier; a
     different network is one clear error."""
@@ -158,16 +159,17 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tmp_pa
     from videoclf.train import TrainError, train, warm_start
 
     old = load_keras(tiny_model / "model.keras")
-    same = build_model(4, 32, 32, 3, [16, 32, 64, 128])
+    kind = tiny_params["model"]["input"]
+    same = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind)
     assert "all layers)" in warm_start(same, tiny_model / "model.keras")
     for a, b in zip(same.get_weights(), old.get_weights()):
         assert np.array_equal(a, b)
-    five = build_model(4, 32, 32, 5, [16, 32, 64, 128])
+    five = build_model(4, 32, 32, 5, [16, 32, 64, 128], kind)
     fresh_head = five.layers[-1].get_weights()
     assert "3 -> 5 classes" in warm_start(five, tiny_model / "model.keras")
     assert np.array_equal(five.get_weights()[0], old.get_weights()[0])
     assert all(np.array_equal(a, b) for a, b in zip(five.layers[-1].get_weights(), fresh_head))
-    other = build_model(4, 32, 32, 3, [8, 8, 16, 16])
+    other = build_model(4, 32, 32, 3, [8, 8, 16, 16], kind)
     with pytest.raises(TrainError, match="is not this network"):
         warm_start(other, tiny_model / "model.keras")
     # Through train(): the summary records what it started from.
