@@ -191,8 +191,7 @@ class Checkpoint(keras.callbacks.Callback):
     @staticmethod
     def latest(backup_dir: Path) -> tuple[Path, dict] | None:
         """The newest complete checkpoint and its state, or None."""
-        done = sorted(Path(backup_dir).glob("epoch-*/state.json")) if Path(backup_dir).is_dir() \
-            else []
+        done = sorted(Path(backup_dir).glob("epoch-*/state.json"))
         if not done:
             return None
         return done[-1].parent, json.loads(done[-1].read_text())
@@ -249,20 +248,6 @@ def backup_key(frames_dir: Path, model_params: dict, train_params: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def _resume_live(live_tmp: Path, first_epoch: int):
-    """dvclive continued at ``first_epoch``: rows it wrote for later epochs (an epoch whose
-    checkpoint the kill interrupted) are dropped, so every row appears once."""
-    from dvclive import Live
-
-    for tsv in (live_tmp / "plots").rglob("*.tsv"):
-        lines = tsv.read_text().splitlines(keepends=True)
-        tsv.write_text("".join(lines[:1] + [r for r in lines[1:]
-                                            if int(r.split("\t", 1)[0]) < first_epoch]))
-    live = Live(dir=str(live_tmp), dvcyaml=False, save_dvc_exp=False, report=None, resume=True)
-    live.step = first_epoch
-    return live
-
-
 def warm_start(model: keras.Model, init: Path) -> str:
     """Copy the weights of an earlier run's ``.keras`` model into ``model``, layer by layer.
 
@@ -290,11 +275,23 @@ def warm_start(model: keras.Model, init: Path) -> str:
             f"{head_old.weights[-1].shape[0]} -> {head_new.weights[-1].shape[0]} classes)")
 
 
-def _live(live_dir: Path):
+def _live(live_dir: Path, resume_from: int | None = None):
+    """dvclive writing into ``live_dir``; with ``resume_from``, continued at that epoch: rows
+    it wrote for later epochs (an epoch whose checkpoint the kill interrupted) are dropped,
+    so every row appears once."""
     from dvclive import Live
 
+    if resume_from is not None:
+        for tsv in (live_dir / "plots").rglob("*.tsv"):
+            lines = tsv.read_text().splitlines(keepends=True)
+            tsv.write_text("".join(lines[:1] + [r for r in lines[1:]
+                                                if int(r.split("\t", 1)[0]) < resume_from]))
     # dvc.yaml is hand-written; dvclive only writes metrics and plots.
-    return Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None,
+                resume=resume_from is not None)
+    if resume_from is not None:
+        live.step = resume_from
+    return live
 
 
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
@@ -366,17 +363,15 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
     from dvclive.keras import DVCLiveCallback
 
     checkpoint = Checkpoint(backup_dir, stopper)
+    if latest:
+        checkpoint.resume_from(*latest)
     live_dir = Path(live_dir)
     live_tmp = live_dir.with_name(f".{live_dir.name}.tmp")
     shutil.rmtree(live_dir, ignore_errors=True)
-    if latest and live_tmp.is_dir():
-        checkpoint.resume_from(*latest)
-        live = _resume_live(live_tmp, first_epoch)
-    else:
-        if latest:
-            checkpoint.resume_from(*latest)
+    resume_live = bool(latest) and live_tmp.is_dir()
+    if not resume_live:
         shutil.rmtree(live_tmp, ignore_errors=True)
-        live = _live(live_tmp)
+    live = _live(live_tmp, resume_from=first_epoch if resume_live else None)
     n_train = index[index.split == "train"].video.nunique()
     throughput = Throughput(n_train, int((index.split == "val").sum()))
     log.info("train: %d train and %d val videos, %d classes, %d params, %d epochs, batch %d",
@@ -386,7 +381,7 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
     try:
         # Order matters at each epoch's end: EarlyStopping updates its best, dvclive writes
         # the epoch's row, then the checkpoint (so a row may precede its checkpoint, never
-        # follow it; _resume_live drops such a row).
+        # follow it; _live drops such a row when resuming).
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=first_epoch,
                   steps_per_epoch=per_epoch, verbose=2, shuffle=False,
                   callbacks=[stopper, throughput, DVCLiveCallback(live=live), checkpoint])
