@@ -71,16 +71,25 @@ def main() -> None:
     t_data = time.perf_counter() - t0
 
     from videoclf.evaluate import evaluate
-    from videoclf.modelio import load_model_dir
-    from videoclf.train import train
+    from videoclf.modelio import load_predictor
+    from videoclf.train import backup_key, train
 
-    run = args.work / f"run-{_key(p)}"
-    t1 = time.perf_counter()
-    summary = train(frames, run / "model", run / "live", p["model"], p["train"],
-                    clips_per_video=p["evaluate"]["clips_per_video"])
-    t_train = time.perf_counter() - t1
-    model, info = load_model_dir(run / "model")
-    m = evaluate(model, info, read_manifest(videos), videos, run / "metrics", p["evaluate"])
+    # A trained model is reused when the clips, the params and the training code are the
+    # same (train's own resume key), so a rerun only evaluates.
+    run = args.work / f"run-{backup_key(frames, p['model'], p['train'])}-{_key(p['evaluate'])}"
+    done = run / "done.json"
+    if done.exists():
+        summary, t_train = json.loads(done.read_text())
+    else:
+        t1 = time.perf_counter()
+        summary = train(frames, run / "model", run / "live", p["model"], p["train"],
+                        clips_per_video=p["evaluate"]["clips_per_video"])
+        t_train = time.perf_counter() - t1
+        done.write_text(json.dumps([summary, t_train]))
+    # As the evaluate stage does: the predictor (predict_on_batch), not the model called
+    # directly, which runs BatchNorm on the batch's statistics.
+    predict, info = load_predictor(run / "model")
+    m = evaluate(predict, info, read_manifest(videos), videos, run / "metrics", p["evaluate"])
     sets = " ".join(f"-S {s}" for s in args.sets) or "(defaults)"
     print(f"| {args.style} | {args.name or sets} | {summary['best_val_accuracy']:.2f} | "
           f"{m['accuracy']:.2f} | {t_train / 60:.1f} | {t_data / 60:.1f} | `{sets}` |",

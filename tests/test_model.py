@@ -68,3 +68,41 @@ def test_unknown_input_kind_is_refused():
 
     with pytest.raises(ValueError, match="input_kind"):
         build_model(4, 32, 32, 3, [8, 8, 16, 16], "flow")
+
+
+def test_batch_norm_blocks_shapes_and_save_load(tmp_path):
+    """norm="batch" puts BatchNormalization where the tutorial has LayerNormalization (same
+    number of normalisation layers, two weights more each for the moving statistics) and
+    the model saves and loads in safe mode with those statistics."""
+    import keras
+
+    from videoclf.precise_bn import batchnorm_layers
+
+    layer = build_model(4, 32, 32, 3, [8, 8, 16, 16], "diff")
+    batch = build_model(4, 32, 32, 3, [8, 8, 16, 16], "diff", norm="batch")
+    assert len(batchnorm_layers(layer)) == 1  # the tutorial's stem
+    n_ln = sum(isinstance(x, keras.layers.LayerNormalization)
+               for x in layer._flatten_layers(include_self=False))
+    assert len(batchnorm_layers(batch)) == 1 + n_ln and n_ln == 4 * 2 + 1  # 1 projection (8->16)
+    assert len(batch.weights) - len(layer.weights) == 2 * n_ln
+    x = np.random.default_rng(3).integers(0, 255, (2, 4, 32, 32, 3), dtype=np.uint8)
+    for bn in batchnorm_layers(batch):  # statistics that are not the initial ones
+        bn.moving_mean.assign(np.full(bn.moving_mean.shape, 0.1, "float32"))
+        bn.moving_variance.assign(np.full(bn.moving_variance.shape, 2.0, "float32"))
+    # Called directly, the model runs in inference mode as predict does, nested layers too.
+    np.testing.assert_allclose(np.asarray(batch(x)), batch.predict_on_batch(x), rtol=1e-5,
+                               atol=1e-5)
+    assert not np.allclose(np.asarray(batch(x, training=True)), batch.predict_on_batch(x),
+                           atol=1e-2)
+    batch.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(back.predict_on_batch(x), batch.predict_on_batch(x), rtol=1e-5,
+                               atol=1e-5)
+    assert back.layers[-1].output.shape == (None, 3)
+
+
+def test_unknown_norm_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="norm"):
+        build_model(4, 32, 32, 3, [8, 8, 16, 16], norm="group")

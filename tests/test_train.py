@@ -159,19 +159,23 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
     from videoclf.train import TrainError, train, warm_start
 
     old = load_keras(tiny_model / "model.keras")
-    kind = tiny_params["model"]["input"]
-    same = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind)
+    kind, norm = tiny_params["model"]["input"], tiny_params["model"]["norm"]
+    same = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind, norm=norm)
     assert "all layers)" in warm_start(same, tiny_model / "model.keras")
     for a, b in zip(same.get_weights(), old.get_weights()):
         assert np.array_equal(a, b)
-    five = build_model(4, 32, 32, 5, [16, 32, 64, 128], kind)
+    five = build_model(4, 32, 32, 5, [16, 32, 64, 128], kind, norm=norm)
     fresh_head = five.layers[-1].get_weights()
     assert "3 -> 5 classes" in warm_start(five, tiny_model / "model.keras")
     assert np.array_equal(five.get_weights()[0], old.get_weights()[0])
     assert all(np.array_equal(a, b) for a, b in zip(five.layers[-1].get_weights(), fresh_head))
-    other = build_model(4, 32, 32, 3, [8, 8, 16, 16], kind)
+    other = build_model(4, 32, 32, 3, [8, 8, 16, 16], kind, norm=norm)
     with pytest.raises(TrainError, match="is not this network"):
         warm_start(other, tiny_model / "model.keras")
+    other_norm = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind,
+                             norm="layer" if norm == "batch" else "batch")
+    with pytest.raises(TrainError, match="is not this network"):
+        warm_start(other_norm, tiny_model / "model.keras")
     # Through train(): the summary records what it started from.
     p = project_params({"train": {"epochs": 1, "batch_size": 4},
                         "model": {"init": str(tiny_model / "model.keras")}})

@@ -32,59 +32,80 @@ class Conv2Plus1D(layers.Layer):
         # Builds the weights now, so a saved model reloads without guessing.
         self.seq.build(input_shape)
 
-    def call(self, x):
-        return self.seq(x)
+    def call(self, x, training=None):
+        # Inference unless told otherwise: the nested Sequential otherwise runs a
+        # BatchNormalization on batch statistics when the model is called directly, model(x)
+        # (measured with Keras 3.15).
+        return self.seq(x, training=bool(training))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "padding": self.padding}
 
 
+NORMS: tuple[str, ...] = ("layer", "batch")
+
+
+def _norm(kind: str) -> layers.Layer:
+    """``layer``: LayerNormalization over the channels of each position (the tutorial);
+    ``batch``: BatchNormalization (the R(2+1)D paper's ResNets)."""
+    if kind not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+    return layers.LayerNormalization() if kind == "layer" else layers.BatchNormalization()
+
+
 @keras.saving.register_keras_serializable(package=_PKG)
 class ResidualMain(layers.Layer):
-    """Main branch of a residual block: conv, LayerNorm, ReLU, conv, LayerNorm."""
+    """Main branch of a residual block: conv, norm, ReLU, conv, norm."""
 
-    def __init__(self, filters: int, kernel_size: tuple[int, int, int], **kwargs):
+    def __init__(self, filters: int, kernel_size: tuple[int, int, int], norm: str = "layer",
+                 **kwargs):
         super().__init__(**kwargs)
-        self.filters, self.kernel_size = filters, tuple(kernel_size)
+        self.filters, self.kernel_size, self.norm = filters, tuple(kernel_size), norm
         self.seq = keras.Sequential([
             Conv2Plus1D(filters, kernel_size, padding="same"),
-            layers.LayerNormalization(),
+            _norm(norm),
             layers.ReLU(),
             Conv2Plus1D(filters, kernel_size, padding="same"),
-            layers.LayerNormalization(),
+            _norm(norm),
         ])
 
     def build(self, input_shape):
         # Builds the weights now, so a saved model reloads without guessing.
         self.seq.build(input_shape)
 
-    def call(self, x):
-        return self.seq(x)
+    def call(self, x, training=None):
+        # Inference unless told otherwise: the nested Sequential otherwise runs a
+        # BatchNormalization on batch statistics when the model is called directly, model(x)
+        # (measured with Keras 3.15).
+        return self.seq(x, training=bool(training))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size)}
+                "kernel_size": list(self.kernel_size), "norm": self.norm}
 
 
 @keras.saving.register_keras_serializable(package=_PKG)
 class Project(layers.Layer):
-    """Dense + LayerNorm on the shortcut when the number of channels changes."""
+    """Dense + norm on the shortcut when the number of channels changes."""
 
-    def __init__(self, units: int, **kwargs):
+    def __init__(self, units: int, norm: str = "layer", **kwargs):
         super().__init__(**kwargs)
-        self.units = units
-        self.seq = keras.Sequential([layers.Dense(units), layers.LayerNormalization()])
+        self.units, self.norm = units, norm
+        self.seq = keras.Sequential([layers.Dense(units), _norm(norm)])
 
     def build(self, input_shape):
         # Builds the weights now, so a saved model reloads without guessing.
         self.seq.build(input_shape)
 
-    def call(self, x):
-        return self.seq(x)
+    def call(self, x, training=None):
+        # Inference unless told otherwise: the nested Sequential otherwise runs a
+        # BatchNormalization on batch statistics when the model is called directly, model(x)
+        # (measured with Keras 3.15).
+        return self.seq(x, training=bool(training))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units, "norm": self.norm}
 
 
 @keras.saving.register_keras_serializable(package=_PKG)
@@ -123,17 +144,18 @@ class FrameDifference(layers.Layer):
 INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff")
 
 
-def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int]):
+def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int], norm: str = "layer"):
     """Residual block; the shortcut is projected when the channel count changes."""
-    out = ResidualMain(filters, kernel_size)(x)
+    out = ResidualMain(filters, kernel_size, norm)(x)
     res = x
     if out.shape[-1] != x.shape[-1]:
-        res = Project(out.shape[-1])(res)
+        res = Project(out.shape[-1], norm)(res)
     return layers.add([res, out])
 
 
 def build_model(n_frames: int, height: int, width: int, num_classes: int,
-                filters: list[int] = (16, 32, 64, 128), input_kind: str = "rgb") -> keras.Model:
+                filters: list[int] = (16, 32, 64, 128), input_kind: str = "rgb",
+                norm: str = "layer") -> keras.Model:
     """The tutorial's network for uint8 clips ``(n_frames, height, width, 3)``; logits out.
 
     Inputs are rescaled to [0, 1] inside the model, so callers feed the stored uint8 frames.
@@ -155,7 +177,7 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
     x = layers.ReLU()(x)
     for i, f in enumerate(filters, start=1):
         x = ResizeVideo(height // 2**i, width // 2**i)(x)
-        x = add_residual_block(x, f, (3, 3, 3))
+        x = add_residual_block(x, f, (3, 3, 3), norm)
     x = layers.GlobalAveragePooling3D()(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)

@@ -134,6 +134,7 @@ SCHEMA: dict[str, Any] = {
     "model": {
         "filters": _filters,
         "input": _choice("rgb", "diff", "rgb_diff"),
+        "norm": _choice("layer", "batch"),
         "init": _optional_str,
     },
     "train": {
@@ -142,10 +143,11 @@ SCHEMA: dict[str, Any] = {
         "learning_rate": _float(0.0, 1.0),
         "lr_schedule": _choice("constant", "cosine"),
         "seed": _int(0),
-        "augment": {"flip": _bool, "flip_pairs": _pairs},
+        "augment": {"flip": _bool, "flip_pairs": _pairs, "color": _bool},
         "mixed_precision": _choice("auto", True, False),
         "jit_compile": _choice("auto", True, False),
         "distribute": _choice("auto", "none", "mirrored", "multi_worker"),
+        "precise_bn_batches": _int(0, 100000),
         "restore_best": _bool,
         "early_stopping_patience": _int(0, 10000),
         "deterministic": _bool,

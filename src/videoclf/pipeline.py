@@ -31,6 +31,23 @@ def _flip(clip: tf.Tensor, label: tf.Tensor, seed: tf.Tensor, mirror: tf.Tensor
     return clip, tf.where(coin, tf.gather(mirror, label), label)
 
 
+# The six orders of three colour channels.
+_PERMUTATIONS = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+
+
+def _recolor(clip: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """One random colour change for a whole (T, H, W, 3) uint8 clip: its channels in one of
+    six orders, and with probability 1/2 its negative (255 - x). A thing's colour, and whether
+    it is lighter or darker than what is behind it, stop being evidence for its class, so a
+    network cannot learn a training actor's colour in place of its motion; the motion is
+    unchanged (frame differences only change sign)."""
+    draw = tf.random.stateless_uniform([2], seed=seed)
+    order = tf.gather(tf.constant(_PERMUTATIONS, tf.int32),
+                      tf.cast(draw[0] * len(_PERMUTATIONS), tf.int32))
+    clip = tf.gather(clip, order, axis=-1)
+    return tf.cond(draw[1] < 0.5, lambda: 255 - clip, lambda: clip)
+
+
 def mirror_labels(classes: list[str], pairs: list[list[str]]) -> tuple[list[int], list[str]]:
     """The label each class takes when its clip is mirrored, and notes on ignored pairs.
 
@@ -55,14 +72,15 @@ def mirror_labels(classes: list[str], pairs: list[list[str]]) -> tuple[list[int]
 
 
 def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_size: int,
-                 training: bool, seed: int = 0, flip: bool = False,
+                 training: bool, seed: int = 0, flip: bool = False, color: bool = False,
                  mirror: list[int] | None = None, first_epoch: int = 0, epochs: int = 1,
                  cycle_length: int = 2) -> tf.data.Dataset:
     """Batches of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` for one split.
 
     Training: the batches of ``epochs`` epochs from ``first_epoch`` on, one after the other
     (``fit(..., steps_per_epoch=steps(...))`` reads them as epochs). Every random choice of
-    epoch ``e`` — shard order, clip order, which of the K clips of a video, the flip — comes
+    epoch ``e`` — shard order, clip order, which of the K clips of a video, the flip, the
+    colour change (``color``: ``_recolor``) — comes
     from stateless ops seeded by ``(seed, e)`` alone, so epoch ``e`` is the same whether the
     run started at epoch 0 or resumed at ``e`` after an interruption. ``mirror``: the label of
     each class once mirrored (``mirror_labels``). Otherwise: one pass in index order (clip 0
@@ -117,6 +135,10 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
             if flip:
                 ds = ds.enumerate().map(
                     lambda j, xy: _flip(xy[0], xy[1], pair(2, j), table),
+                    num_parallel_calls=AUTOTUNE, deterministic=True)
+            if color:
+                ds = ds.enumerate().map(
+                    lambda j, xy: (_recolor(xy[0], pair(3, j)), xy[1]),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(batch_size)
 

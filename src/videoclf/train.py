@@ -21,6 +21,7 @@ from .model import build_model
 from .modelio import save_model_dir
 from .outputs import staged_dir, write_json
 from .pipeline import make_dataset, mirror_labels, steps
+from .precise_bn import PreciseBatchNorm
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,8 @@ def backup_key(frames_dir: Path, model_params: dict, train_params: dict) -> str:
     h = hashlib.sha256(json.dumps([model_params, train_params], sort_keys=True).encode())
     here = Path(__file__).parent
     for f in [Path(frames_dir) / "index.parquet", Path(frames_dir) / "meta.json",
-              *(here / n for n in ("train.py", "pipeline.py", "model.py", "modelio.py"))]:
+              *(here / n for n in ("train.py", "pipeline.py", "model.py", "modelio.py",
+                                   "precise_bn.py"))]:
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -263,8 +265,8 @@ def warm_start(model: keras.Model, init: Path) -> str:
     shapes = lambda layer: [tuple(w.shape) for w in layer.weights]  # noqa: E731
     if len(new_layers) != len(old_layers) or any(
             shapes(a) != shapes(b) for a, b in zip(new_layers[:-1], old_layers[:-1])):
-        raise TrainError(f"model.init: {init} is not this network (other filters, frame size "
-                         "or model.input); only the number of classes may differ")
+        raise TrainError(f"model.init: {init} is not this network (other filters, frame size, "
+                         "model.input or model.norm); only the number of classes may differ")
     for a, b in zip(new_layers[:-1], old_layers[:-1]):
         a.set_weights(b.get_weights())
     head_new, head_old = new_layers[-1], old_layers[-1]
@@ -322,6 +324,8 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
         log.info("train: flip on; labels swap when mirrored: %s%s", ", ".join(swapped) or "none",
                  f" (pairs naming no class here, ignored: {', '.join(ignored)})" if ignored
                  else "")
+    if augment["color"]:
+        log.info("train: colour changes on (random channel order and negative per clip)")
     epochs = train_params["epochs"]
     # The checkpoint of an interrupted run with these exact inputs, outside DVC's outputs
     # (DVC deletes those before it runs the stage).
@@ -336,16 +340,24 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
     per_epoch = steps(index, "train", global_batch)
     train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, training=True,
                             seed=train_params["seed"], flip=augment["flip"], mirror=mirror,
+                            color=augment["color"],
                             first_epoch=min(first_epoch, epochs - 1),
                             epochs=max(1, epochs - first_epoch))
     val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, training=False)
+    # The batches BatchNorm's statistics are recomputed on before each validation: the first
+    # training clips in epoch 0's order, unaugmented as inference sees clips; the same every
+    # epoch and every run.
+    n_precise = min(train_params["precise_bn_batches"], per_epoch)
+    precise_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch,
+                              training=True, seed=train_params["seed"]).take(n_precise)
 
     lr = train_params["learning_rate"]
     if train_params["lr_schedule"] == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, per_epoch * epochs))
     with rt.strategy.scope():
         model = build_model(s["n_frames"], s["height"], s["width"], len(classes),
-                            model_params["filters"], model_params["input"])
+                            model_params["filters"], model_params["input"],
+                            norm=model_params["norm"])
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=lr),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -362,6 +374,9 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
         restore_best_weights=train_params["restore_best"])
     from dvclive.keras import DVCLiveCallback
 
+    # Precise statistics first, so validation, EarlyStopping's best weights and the checkpoint
+    # all see them.
+    callbacks = [PreciseBatchNorm(precise_ds)] if n_precise else []
     checkpoint = Checkpoint(backup_dir, stopper)
     if latest:
         checkpoint.resume_from(*latest)
@@ -384,7 +399,8 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: dict,
         # follow it; _live drops such a row when resuming).
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=first_epoch,
                   steps_per_epoch=per_epoch, verbose=2, shuffle=False,
-                  callbacks=[stopper, throughput, DVCLiveCallback(live=live), checkpoint])
+                  callbacks=[*callbacks, stopper, throughput, DVCLiveCallback(live=live),
+                             checkpoint])
     except tf.errors.UnimplementedError as e:
         if not train_params["deterministic"]:
             raise
