@@ -1,23 +1,24 @@
-# Two commands: `make run` (set-up + whole pipeline) and `make test` (set-up + tests).
+# `make run` (set-up + whole pipeline) and `make test` (set-up + tests) are the two a user
+# needs; `quicktest` is the edit loop, `lint` the style and type checks CI runs first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLOTS_PAGE := .dvc/plots/offline.html
 
-.PHONY: setup run test quicktest bench clean
+.PHONY: setup run test quicktest lint bench clean
 
 setup: $(STAMP) $(PLOTS_PAGE)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
 # The offline page template of `dvc plots show` (named in .dvc/config).
 $(PLOTS_PAGE): $(STAMP)
-	$(BIN)/python -m videoclf.offline_plots $@
+	$(BIN)/python -m videoclf.report.offline_page $@
 
 # Stage commands call `python`, so the venv goes first on PATH.
 run: setup
@@ -26,9 +27,16 @@ run: setup
 test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
-# The edit loop: everything but the real dvc pipelines and multi-process training.
+# Everything but the tests that train, start processes that load TensorFlow, serve HTTP
+# in another process or kill one (marked slow).
 quicktest: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow"
+
+# ruff (lint and import order) over the whole tree; mypy over the core and the
+# TensorFlow-free wings (pyproject.toml says which).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/extract.py

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from videoclf.download import download
+from videoclf.data.download import download
 from videoclf.params import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,8 @@ def videos_for_benchmark(n: int, workdir: Path, videos_dir: Path = Path("data/vi
         if len(m) >= n:
             return m.sort_values("video").head(n).reset_index(drop=True), videos_dir
     per = -(-n // 10)
-    data = project_params({"data": {"per_class": {"train": max(1, per - 2), "val": 1, "test": 1}}})["data"]
+    per_class = {"train": max(1, per - 2), "val": 1, "test": 1}
+    data = project_params({"data": {"per_class": per_class}}).data
     out = workdir / "videos"
     m = download(data, out, workdir / "staging")
     return m.sort_values("video").head(n).reset_index(drop=True), out

@@ -30,12 +30,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import (project_params, tutorial_frames_from_video_file,  # noqa: E402
-                     videos_for_benchmark)
-from videoclf.frames import (Sampling, clip_indices, eval_starts, letterbox, measure,  # noqa: E402
-                             open_video, read_clips)
+from _common import project_params, tutorial_frames_from_video_file, videos_for_benchmark  # noqa: E402
+from videoclf.data.extract import extract  # noqa: E402
 from videoclf.pool import map_videos  # noqa: E402
-from videoclf.shards import extract  # noqa: E402
+from videoclf.video import (  # noqa: E402
+    Sampling,
+    clip_indices,
+    eval_starts,
+    letterbox,
+    measure,
+    open_video,
+    read_clips,
+)
 
 
 def _seek_clip(path: Path, s: Sampling) -> np.ndarray:
@@ -83,9 +89,9 @@ def main() -> None:
         print(f"tutorial per-clip decoding: {out['tutorial_clips_per_s']:.1f} clips/s "
               f"({len(sample)} videos, 1 process)")
 
-        frames = project_params({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
-                                      "height": args.size, "width": args.size,
-                                      "train_clips_per_video": 1}})["frames"]
+        frames = project_params({"frames": {
+            "n_frames": args.n_frames, "frame_step": args.frame_step, "height": args.size,
+            "width": args.size, "train_clips_per_video": 1}}).frames
         classes = sorted(manifest["class"].unique())
         for workers in (1, 2):
             frames["workers"] = workers
@@ -103,7 +109,7 @@ def main() -> None:
               f"{out['ratio_2w_vs_1w']:.2f}x; same bytes: {out['same_bytes_1w_2w']}")
 
         # What the checks cost, one process each.
-        s = Sampling.from_params(frames)
+        s = frames.sampling
         sub = paths[:200]
         out["count_videos_per_s"] = _rate(len(sub), lambda: [measure(p) for p in sub])
         out["count_2w_videos_per_s"] = _rate(len(paths), lambda: list(
@@ -118,9 +124,10 @@ def main() -> None:
               f"clips/s; seek to the clip (unchecked): {out['seek_clips_per_s']:.1f} clips/s")
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import videoclf.shards, videoclf.stage"], check=True)
+    subprocess.run([sys.executable, "-c", "import videoclf.data.extract, videoclf.stage"],
+                   check=True)
     out["extract_import_s"] = time.perf_counter() - t0
-    tf = subprocess.run([sys.executable, "-c", "import sys, videoclf.shards, videoclf.stage; "
+    tf = subprocess.run([sys.executable, "-c", "import sys, videoclf.data.extract, videoclf.stage; "
                          "print('tensorflow' in sys.modules)"], capture_output=True, text=True)
     out["extract_imports_tensorflow"] = tf.stdout.strip() == "True"
     print(f"extract stage imports in {out['extract_import_s']:.2f} s "

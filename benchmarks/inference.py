@@ -36,24 +36,23 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--clips", type=int, default=256)
     args = ap.parse_args()
-    from videoclf.modelio import load_onnx, load_predictor
+    from videoclf.training.modelio import load_onnx, load_predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, onnx = Path("data/model"), Path("data/export/model.onnx")
         if not (model_dir / "model.keras").exists() or not onnx.exists():
             from videoclf.artifacts import ModelInfo
-            from videoclf.export import export
-            from videoclf.model import build_model
-            from videoclf.modelio import save_model_dir
+            from videoclf.serve.export import export
+            from videoclf.training.modelio import save_model_dir
+            from videoclf.training.network import build_model
 
             p = project_params()
-            f = p["frames"]
+            f = p.frames
             model_dir = Path(tmp) / "model"
             model_dir.mkdir()
-            sampling = {k: f[k] for k in ("n_frames", "frame_step", "height", "width",
-                                          "short_video")}
-            model = build_model(f["n_frames"], f["height"], f["width"], 10,
-                                p["model"]["filters"], p["model"]["input"])
+            sampling = f.sampling
+            model = build_model(f.n_frames, f.height, f.width, 10, p.model.filters,
+                                p.model.input, norm=p.model.norm)
             save_model_dir(model, model_dir, ModelInfo([f"c{i}" for i in range(10)], sampling, 1))
             export(model_dir, Path(tmp) / "export")
             onnx = Path(tmp) / "export" / "model.onnx"
@@ -61,10 +60,10 @@ def main() -> None:
         onnx_predict, _ = load_onnx(onnx)
         s = info.sampling
         clips = np.random.default_rng(0).integers(
-            0, 256, (args.clips, s["n_frames"], s["height"], s["width"], 3), dtype=np.uint8)
+            0, 256, (args.clips, s.n_frames, s.height, s.width, 3), dtype=np.uint8)
         k = _rate(keras_predict, clips, args.batch)
         o = _rate(onnx_predict, clips, args.batch)
-    print(f"{s['n_frames']}x{s['height']}x{s['width']} clips, batch {args.batch}: "
+    print(f"{s.n_frames}x{s.height}x{s.width} clips, batch {args.batch}: "
           f"Keras {k:.1f} clips/s, onnxruntime {o:.1f} clips/s ({o / k:.2f}x)")
 
 

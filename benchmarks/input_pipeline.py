@@ -23,14 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-from _common import (project_params, tutorial_frames_from_video_file,  # noqa: E402
-                     videos_for_benchmark)
+from _common import project_params, tutorial_frames_from_video_file, videos_for_benchmark  # noqa: E402
 from videoclf._tf import keras  # noqa: E402
-from videoclf.model import build_model  # noqa: E402
-from videoclf.params import load  # noqa: E402
 from videoclf.artifacts import read_index  # noqa: E402
-from videoclf.pipeline import make_dataset  # noqa: E402
-from videoclf.shards import extract  # noqa: E402
+from videoclf.data.extract import extract  # noqa: E402
+from videoclf.params import load  # noqa: E402
+from videoclf.training.inputs import make_dataset  # noqa: E402
+from videoclf.training.network import build_model  # noqa: E402
 
 
 def main() -> None:
@@ -42,13 +41,14 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
     params = load(args.params) if Path(args.params).exists() else project_params()
-    batch = params["train"]["batch_size"]
+    batch = params.train.batch_size
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         manifest, videos_dir = videos_for_benchmark(args.videos, tmp)
         manifest = manifest.assign(split="train")
-        frames = project_params({"frames": {"n_frames": args.n_frames, "frame_step": args.frame_step,
-                                      "height": args.size, "width": args.size}})["frames"]
+        frames = project_params({"frames": {
+            "n_frames": args.n_frames, "frame_step": args.frame_step, "height": args.size,
+            "width": args.size}}).frames
         classes = sorted(manifest["class"].unique())
         # Everything is measured as training data; no class is required in val or test.
         extract(manifest, videos_dir, tmp / "frames", frames, classes=[])
@@ -73,7 +73,7 @@ def main() -> None:
         pipeline = 3 * n / (time.perf_counter() - t0)
 
         model = build_model(args.n_frames, args.size, args.size, len(classes),
-                            params["model"]["filters"])
+                            params.model.filters)
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
@@ -92,9 +92,11 @@ def main() -> None:
         fit = n / (time.perf_counter() - t0)
 
     print(f"tutorial per-clip decoding: {tutorial:.1f} clips/s")
-    print(f"input pipeline alone:       {pipeline:.1f} clips/s ({pipeline / tutorial:.0f}x the tutorial)")
+    print(f"input pipeline alone:       {pipeline:.1f} clips/s "
+          f"({pipeline / tutorial:.0f}x the tutorial)")
     print(f"model alone (in memory):    {model_rate:.1f} clips/s")
-    print(f"fit over the pipeline:      {fit:.1f} clips/s ({fit / model_rate:.2f} of the model alone)")
+    print(f"fit over the pipeline:      {fit:.1f} clips/s "
+          f"({fit / model_rate:.2f} of the model alone)")
     print(json.dumps({"size": args.size, "n_frames": args.n_frames, "batch_size": batch,
                       "clips": n, "tutorial_clips_per_s": round(tutorial, 2),
                       "pipeline_clips_per_s": round(pipeline, 1),

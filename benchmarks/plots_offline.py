@@ -22,7 +22,8 @@ from pathlib import Path
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("page", nargs="?", default="dvc_plots/index.html")
-    ap.add_argument("--browser", default=shutil.which("chromium") or shutil.which("chromium-browser"))
+    ap.add_argument("--browser",
+                    default=shutil.which("chromium") or shutil.which("chromium-browser"))
     args = ap.parse_args()
     if not args.browser:
         print("no chromium found (apt install chromium)", file=sys.stderr)

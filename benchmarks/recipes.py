@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import project_params  # noqa: E402
 from videoclf.artifacts import read_classes, read_manifest  # noqa: E402
+from videoclf.data.styles import STYLES  # noqa: E402
+from videoclf.params import as_dict  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
 
 
@@ -38,13 +40,15 @@ def _set(changes: dict, dotted: str, value) -> None:
     node[last] = value
 
 
-def _key(*blocks: dict) -> str:
-    return hashlib.sha1(json.dumps(blocks, sort_keys=True).encode()).hexdigest()[:10]
+def _key(*blocks) -> str:
+    """A folder name for params blocks (data, frames, evaluate), so reruns reuse them."""
+    text = json.dumps([as_dict(b) for b in blocks], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--style", required=True, choices=["scene", "camera", "object"])
+    ap.add_argument("--style", required=True, choices=sorted(STYLES))
     ap.add_argument("--name", default="", help="a label for the row")
     ap.add_argument("-S", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a params override, YAML value (repeatable)")
@@ -57,39 +61,39 @@ def main() -> None:
         _set(changes, k, yaml.safe_load(v))
     p = project_params(changes)
 
-    from videoclf.download import download
-    from videoclf.shards import extract
+    from videoclf.data.download import download
+    from videoclf.data.extract import extract
 
     t0 = time.perf_counter()
-    data_dir = args.work / f"data-{_key(p['data'])}"
+    data_dir = args.work / f"data-{_key(p.data)}"
     videos = data_dir / "videos"
     if not (videos / "manifest.parquet").exists():
-        download(p["data"], videos, data_dir / ".staging")
-    frames = data_dir / f"frames-{_key(p['frames'])}"
+        download(p.data, videos, data_dir / ".staging")
+    frames = data_dir / f"frames-{_key(p.frames)}"
     if not (frames / "index.parquet").exists():
-        extract(read_manifest(videos), videos, frames, p["frames"], read_classes(videos))
+        extract(read_manifest(videos), videos, frames, p.frames, read_classes(videos))
     t_data = time.perf_counter() - t0
 
-    from videoclf.evaluate import evaluate
-    from videoclf.modelio import load_predictor
-    from videoclf.train import backup_key, train
+    from videoclf.serve.evaluate import evaluate
+    from videoclf.training.modelio import load_predictor
+    from videoclf.training.train import backup_key, train
 
     # A trained model is reused when the clips, the params and the training code are the
     # same (train's own resume key), so a rerun only evaluates.
-    run = args.work / f"run-{backup_key(frames, p['model'], p['train'])}-{_key(p['evaluate'])}"
+    run = args.work / f"run-{backup_key(frames, p.model, p.train)}-{_key(p.evaluate)}"
     done = run / "done.json"
     if done.exists():
         summary, t_train = json.loads(done.read_text())
     else:
         t1 = time.perf_counter()
-        summary = train(frames, run / "model", run / "live", p["model"], p["train"],
-                        clips_per_video=p["evaluate"]["clips_per_video"])
+        summary = train(frames, run / "model", run / "live", p.model, p.train,
+                        clips_per_video=p.evaluate.clips_per_video)
         t_train = time.perf_counter() - t1
         done.write_text(json.dumps([summary, t_train]))
     # As the evaluate stage does: the predictor (predict_on_batch), not the model called
     # directly, which runs BatchNorm on the batch's statistics.
     predict, info = load_predictor(run / "model")
-    m = evaluate(predict, info, read_manifest(videos), videos, run / "metrics", p["evaluate"])
+    m = evaluate(predict, info, read_manifest(videos), videos, run / "metrics", p.evaluate)
     sets = " ".join(f"-S {s}" for s in args.sets) or "(defaults)"
     print(f"| {args.style} | {args.name or sets} | {summary['best_val_accuracy']:.2f} | "
           f"{m['accuracy']:.2f} | {t_train / 60:.1f} | {t_data / 60:.1f} | `{sets}` |",

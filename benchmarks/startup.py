@@ -1,9 +1,10 @@
 """Stage start-up: seconds until each stage's code is loaded, now and at an earlier commit.
 
-Before this round ``import videoclf`` loaded TensorFlow, so every stage (download, extract,
-plot, a params check, ``predict --help``) paid for it. This measures, in fresh processes, the
-imports each entry point makes before it does any work, here and at ``--compare REV`` (a
-temporary git worktree), on the same machine in the same run (median of ``--repeat``).
+``import videoclf`` once loaded TensorFlow (before a1fadad), so every stage (download,
+extract, plot, a params check, ``predict --help``) paid for it. This measures, in fresh
+processes, the imports each entry point makes before it does any work, here and at
+``--compare REV`` (a temporary git worktree), on the same machine in the same run (median of
+``--repeat``).
 
     python benchmarks/startup.py [--compare a1fadad] [--repeat 3]
 """
@@ -23,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # What each entry point imports before its work starts (the modules its script names).
 ENTRY_POINTS = {
-    "download": "import videoclf.stage, videoclf.download",
-    "extract": "import videoclf.stage, videoclf.shards",
-    "plot": "import videoclf.stage, videoclf.plots",
+    "download": "import videoclf.stage, videoclf.data.download",
+    "extract": "import videoclf.stage, videoclf.data.extract",
+    "plot": "import videoclf.stage, videoclf.report.plot",
     "params check": "import videoclf.stage, videoclf.params",
     "predict --help": "import videoclf.__main__",
-    "train (TensorFlow)": "import videoclf.stage, videoclf.train",
+    "train (TensorFlow)": "import videoclf.stage, videoclf.training.train",
 }
 
 

@@ -5,12 +5,12 @@ from videoclf.artifacts import read_manifest
 from videoclf.stage import run
 
 
-def main(p: dict, a) -> None:
-    from videoclf.evaluate import evaluate
-    from videoclf.modelio import load_predictor  # TensorFlow loads after the checks
+def main(p, a) -> None:
+    from videoclf.serve.evaluate import evaluate
+    from videoclf.training.modelio import load_predictor  # TensorFlow loads after the checks
 
     predict, info = load_predictor(a.model)
-    evaluate(predict, info, read_manifest(a.videos), a.videos, a.metrics, p["evaluate"])
+    evaluate(predict, info, read_manifest(a.videos), a.videos, a.metrics, p.evaluate)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""Stage export: the MODEL folder as a SavedModel and ONNX, with labels and sampling, into EXPORT."""
+"""Stage export: the MODEL folder as a SavedModel and ONNX, with labels and sampling, into
+EXPORT."""
 
 from videoclf.stage import run
 
 
-def main(p: dict, a) -> None:
-    from videoclf.export import export  # TensorFlow loads after the checks
+def main(p, a) -> None:
+    from videoclf.serve.export import export  # TensorFlow loads after the checks
 
     export(a.model, a.export)
 

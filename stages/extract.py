@@ -1,12 +1,12 @@
 """Stage extract: sampled frames of every video in VIDEOS, once, into NPY shards in FRAMES."""
 
 from videoclf.artifacts import read_classes, read_manifest
-from videoclf.shards import extract
+from videoclf.data.extract import extract
 from videoclf.stage import run
 
 
-def main(p: dict, a) -> None:
-    extract(read_manifest(a.videos), a.videos, a.frames, p["frames"], read_classes(a.videos))
+def main(p, a) -> None:
+    extract(read_manifest(a.videos), a.videos, a.frames, p.frames, read_classes(a.videos))
 
 
 if __name__ == "__main__":

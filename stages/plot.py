@@ -1,6 +1,6 @@
 """Stage plot: learning curves, confusion matrices and test-clip filmstrips as PNGs into PLOTS."""
 
-from videoclf.plots import make_plots
+from videoclf.report.plot import make_plots
 from videoclf.stage import run
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@
 from videoclf.stage import run
 
 
-def main(p: dict, a) -> None:
-    from videoclf.train import train  # TensorFlow loads after the params and paths are checked
+def main(p, a) -> None:
+    from videoclf.training.train import train  # TensorFlow loads after params and paths
 
-    train(a.frames, a.model, a.live, p["model"], p["train"],
-          clips_per_video=p["evaluate"]["clips_per_video"])
+    train(a.frames, a.model, a.live, p.model, p.train,
+          clips_per_video=p.evaluate.clips_per_video)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ can misbehave as real servers and links do: drop its first N requests (connectio
 without an answer) or answer them with an error status; cut the body of its first N ranged
 answers half-way (``cut_bodies``), or of its first N central-directory reads (``cut_tail``);
 stall half-way for a while (``stall_bodies``, ``stall_s``); or trickle its first N ranged
-answers (``trickle_bodies``): ``trickle_bytes`` bytes one at a time, ``trickle_s`` apart, then close.
+answers (``trickle_bodies``): ``trickle_bytes`` bytes one at a time, ``trickle_s`` apart, then
+close.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class RangeServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/archive.zip"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "RangeServer":
+    def __enter__(self) -> RangeServer:
         self.thread.start()
         return self
 

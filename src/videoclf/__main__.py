@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from .artifacts import DEFAULT_MODEL_DIR
-from .dataset import is_video
 from .errors import VideoclfError
+from .video import is_video
 
 
 class _NoVideo(VideoclfError):
@@ -88,17 +88,16 @@ def _predict(args: argparse.Namespace) -> int:
     # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
     read_model_info(args.model.parent if args.model.suffix == ".onnx" else args.model)
 
-    from .frames import Sampling
-    from .inference import score_videos, top_k, video_probs
-    from .modelio import load_predictor
+    from .serve.inference import score_videos, top_k, video_probs
+    from .training.modelio import load_predictor
 
     predict, info = load_predictor(args.model)
     labels = info.labels
     clips = args.clips or info.clips_per_video
     failed = 0
-    for path, clip_probs, error in score_videos(predict, videos, Sampling(**info.sampling), clips,
-                                           args.workers, min_decodable=args.min_decodable):
-        if error:
+    for path, clip_probs, error in score_videos(predict, videos, info.sampling, clips, args.workers,
+                                                min_decodable=args.min_decodable):
+        if error or clip_probs is None:
             failed += 1
             print(f"error: {path}: {error}", file=sys.stderr)
             continue

@@ -18,8 +18,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 def _loud_import():
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
     return tf, keras
 

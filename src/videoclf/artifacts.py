@@ -17,9 +17,12 @@ import pandas as pd
 
 from .errors import VideoclfError
 from .outputs import write_json
+from .video import Sampling
 
 # predict's default; equals dvc.yaml's vars paths.model (tested).
 DEFAULT_MODEL_DIR = Path("data/model")
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 # download -> data/videos
 MANIFEST = "manifest.parquet"
@@ -34,6 +37,12 @@ FRAMES_REPORT = "report.json"
 INDEX_COLUMNS = ["video", "class", "label", "group", "split", "clip", "start", "shard", "row",
                  "real_frames"]
 
+
+def clips_per_video(split: str, train_clips: int) -> int:
+    """Clips extract stores per video: ``frames.train_clips_per_video`` for train (the input
+    picks one of them per epoch), one (the centre clip) for val and test."""
+    return train_clips if split == "train" else 1
+
 # train -> data/model: everything inference needs travels with the model.
 MODEL_FILE = "model.keras"
 LABELS = "labels.json"
@@ -41,6 +50,16 @@ SAMPLING = "sampling.json"
 INFERENCE = "inference.json"
 TRAIN_INFO = "train.json"
 TRAIN_BACKUP = ".train-backup"  # beside the model folder: checkpoints of an interrupted run
+
+# train -> metrics/train: dvclive's per-epoch files (Keras callback: "train" and "eval" =
+# validation), read by the plot stage and named in dvc.yaml's plots.
+LIVE_SPLITS: tuple[str, ...] = ("train", "eval")
+LIVE_METRICS: tuple[str, ...] = ("loss", "accuracy")
+
+
+def live_tsv(live_dir: Path, split: str, metric: str) -> Path:
+    return Path(live_dir) / "plots" / "metrics" / split / f"{metric}.tsv"
+
 
 # train -> metrics/train (dvclive's files) and evaluate -> metrics: wall-clock speed, apart
 # from the results (every other metric is identical run to run; these are not).
@@ -53,6 +72,14 @@ EVAL_DIR = "eval"
 PREDICTIONS = "predictions.json"
 EVAL_PER_CLASS = "per_class.json"
 EVAL_REPORT = "report.json"
+
+# plot -> metrics/plots
+PLOT_FILES: tuple[str, ...] = ("learning_curves.png", "confusion_matrix.png", "per_class.png",
+                               "examples.png")
+
+# export -> data/export (beside them, the model folder's labels, sampling and inference JSON)
+SAVED_MODEL = "saved_model"
+ONNX_FILE = "model.onnx"
 
 
 class ArtifactError(VideoclfError):
@@ -110,9 +137,8 @@ def read_index(frames_dir: Path) -> tuple[pd.DataFrame, dict]:
         if len(wrong):
             raise ArtifactError(f"{where}: label of {wrong.video.iloc[0]} does not match "
                                 f"class {wrong['class'].iloc[0]!r} in {FRAMES_META}")
-    k_of = {"train": meta["train_clips_per_video"], "val": 1, "test": 1}
     for (video, split), g in index.groupby(["video", "split"], sort=False):
-        k = k_of.get(split)
+        k = clips_per_video(split, meta["train_clips_per_video"]) if split in SPLITS else None
         if (k is None or g["shard"].nunique() != 1 or list(g["clip"]) != list(range(k))
                 or list(g["row"]) != list(range(int(g["row"].iloc[0]),
                                                 int(g["row"].iloc[0]) + k))):
@@ -126,13 +152,13 @@ class ModelInfo:
     """What inference needs beside the weights: class names, clip sampling, clips per video."""
 
     labels: list[str]
-    sampling: dict
+    sampling: Sampling
     clips_per_video: int
 
 
 def write_model_info(model_dir: Path, info: ModelInfo) -> None:
     write_json(Path(model_dir) / LABELS, info.labels)
-    write_json(Path(model_dir) / SAMPLING, info.sampling)
+    write_json(Path(model_dir) / SAMPLING, info.sampling.to_dict())
     write_json(Path(model_dir) / INFERENCE, {"clips_per_video": info.clips_per_video})
 
 
@@ -154,7 +180,7 @@ def read_model_info(model_dir: Path) -> ModelInfo:
     k = inference.get("clips_per_video") if isinstance(inference, dict) else None
     if not isinstance(k, int) or k < 1:
         raise ArtifactError(f"{model_dir / INFERENCE}: expected clips_per_video >= 1")
-    return ModelInfo(labels, sampling, k)
+    return ModelInfo(labels, Sampling(**sampling), k)
 
 
 def read_train_info(model_dir: Path) -> dict:

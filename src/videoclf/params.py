@@ -1,27 +1,39 @@
-"""Load and validate ``params.yaml`` before any stage does work.
+"""Load and validate ``params.yaml`` before any stage does work, into typed params.
 
 Every key is checked against one schema, so a typo, a missing key, a wrong type or an
 out-of-range value fails at once with a message that names the key
-(``ParamsError: frames.height: ...``). ``params.yaml`` is the only place values are set.
+(``ParamsError: frames.height: ...``). ``params.yaml`` is the only place values are set: the
+dataclasses below have no defaults. Each block becomes one frozen dataclass (``DataParams``,
+``FramesParams``, ...), so a function's signature says which block it reads. The choices a
+key offers are declared by the module that acts on them (``data.options``, ``data.styles``,
+``training.options``, ``video``) and imported here.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
+from .data.options import LAYOUTS, SOURCES, SPLIT_BY
+from .data.styles import STYLES
 from .errors import VideoclfError
+from .training.options import DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
+from .video import SHORT_VIDEO, Sampling
 
+Check = Callable[[str, Any], Any]
 
 
 class ParamsError(VideoclfError, ValueError):
     """A value in params.yaml is missing, of the wrong type or out of range."""
 
 
-def _int(lo: int | None = None, hi: int | None = None, multiple: int | None = None) -> Callable:
+def _int(lo: int | None = None, hi: int | None = None, multiple: int | None = None) -> Check:
     def check(key: str, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ParamsError(f"{key}: expected an integer, got {v!r}")
@@ -36,7 +48,7 @@ def _int(lo: int | None = None, hi: int | None = None, multiple: int | None = No
     return check
 
 
-def _float(lo: float, hi: float) -> Callable:
+def _float(lo: float, hi: float) -> Check:
     def check(key: str, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {v!r}")
@@ -47,7 +59,7 @@ def _float(lo: float, hi: float) -> Callable:
     return check
 
 
-def _choice(*options: Any) -> Callable:
+def _choice(*options: Any) -> Check:
     def check(key: str, v: Any) -> Any:
         if v not in options:
             raise ParamsError(f"{key}: must be one of {', '.join(map(str, options))}; got {v!r}")
@@ -76,15 +88,15 @@ def _optional_str(key: str, v: Any) -> str:
     return v
 
 
-def _filters(key: str, v: Any) -> list[int]:
+def _filters(key: str, v: Any) -> tuple[int, ...]:
     if not isinstance(v, list) or not v:
         raise ParamsError(f"{key}: expected a non-empty list of integers, got {v!r}")
     for i, f in enumerate(v):
         _int(1, 4096)(f"{key}[{i}]", f)
-    return v
+    return tuple(v)
 
 
-def _pairs(key: str, v: Any) -> list[list[str]]:
+def _pairs(key: str, v: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(v, list):
         raise ParamsError(f"{key}: expected a list of [ClassA, ClassB] pairs, got {v!r}")
     seen: set[str] = set()
@@ -97,103 +109,181 @@ def _pairs(key: str, v: Any) -> list[list[str]]:
         if twice:
             raise ParamsError(f"{key}[{i}]: {sorted(twice)[0]} is already in another pair")
         seen |= set(pair)
-    return v
+    return tuple((a, b) for a, b in v)
 
 
-# Nested dicts mirror params.yaml; leaves check one value. There are no defaults here:
-# params.yaml is the one place a value is set, and every key must be in it.
-SCHEMA: dict[str, Any] = {
-    "data": {
-        "source": _choice("builtin", "url"),
-        "builtin_style": _choice("scene", "camera", "object"),
-        "url": _str,
-        "num_classes": _int(2, 101),
-        "per_class": {
-            "train": _int(1),
-            "val": _int(1),
-            "test": _int(1),
-        },
-        "split_by": _choice("group", "file"),
-        "layout": _choice("auto", "ucf101", "folders"),
-        "min_decodable": _float(0.0, 1.0),
-        "max_member_mb": _int(1, 1 << 20),
-        "stall_seconds": _int(1, 3600),
-        "seed": _int(0),
-    },
-    "frames": {
-        "n_frames": _int(1, 512),
-        "frame_step": _int(1, 100),
-        "height": _int(16, 1024, multiple=16),
-        "width": _int(16, 1024, multiple=16),
-        "short_video": _choice("loop", "pad"),
-        "train_clips_per_video": _int(1, 32),
-        "seed": _int(0),
-        "workers": _int(0, 256),
-        "shard_mb": _int(1, 65536),
-    },
-    "model": {
-        "filters": _filters,
-        "input": _choice("rgb", "diff", "rgb_diff"),
-        "norm": _choice("layer", "batch"),
-        "init": _optional_str,
-    },
-    "train": {
-        "epochs": _int(1, 10000),
-        "batch_size": _int(1, 4096),
-        "learning_rate": _float(0.0, 1.0),
-        "lr_schedule": _choice("constant", "cosine"),
-        "seed": _int(0),
-        "augment": {"flip": _bool, "flip_pairs": _pairs, "color": _bool},
-        "mixed_precision": _choice("auto", True, False),
-        "jit_compile": _choice("auto", True, False),
-        "distribute": _choice("auto", "none", "mirrored", "multi_worker"),
-        "precise_bn_batches": _int(0, 100000),
-        "restore_best": _bool,
-        "early_stopping_patience": _int(0, 10000),
-        "deterministic": _bool,
-    },
-    "evaluate": {
-        "clips_per_video": _int(1, 32),
-        "bootstrap": _int(100, 1_000_000),
-        "seed": _int(0),
-    },
-}
+def _key(check: Check) -> Any:
+    """A params key and the check its value must pass (no default: params.yaml sets it)."""
+    return field(metadata={"check": check})
 
 
-def _validate(schema: dict, given: Any, prefix: str) -> dict:
+def _nested() -> Any:
+    """A nested block (its own dataclass, checked key by key)."""
+    return field()
+
+
+# One frozen dataclass per block, in params.yaml's order; nested blocks are dataclasses too.
+@dataclass(frozen=True)
+class PerClass:
+    train: int = _key(_int(1))
+    val: int = _key(_int(1))
+    test: int = _key(_int(1))
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """The download stage's block."""
+
+    source: str = _key(_choice(*SOURCES))
+    builtin_style: str = _key(_choice(*STYLES))
+    url: str = _key(_str)
+    num_classes: int = _key(_int(2, 101))
+    per_class: PerClass = _nested()
+    split_by: str = _key(_choice(*SPLIT_BY))
+    layout: str = _key(_choice(*LAYOUTS))
+    min_decodable: float = _key(_float(0.0, 1.0))
+    max_member_mb: int = _key(_int(1, 1 << 20))
+    stall_seconds: int = _key(_int(1, 3600))
+    seed: int = _key(_int(0))
+
+
+@dataclass(frozen=True)
+class FramesParams:
+    """The extract stage's block."""
+
+    n_frames: int = _key(_int(1, 512))
+    frame_step: int = _key(_int(1, 100))
+    height: int = _key(_int(16, 1024, multiple=16))
+    width: int = _key(_int(16, 1024, multiple=16))
+    short_video: str = _key(_choice(*SHORT_VIDEO))
+    train_clips_per_video: int = _key(_int(1, 32))
+    seed: int = _key(_int(0))
+    workers: int = _key(_int(0, 256))
+    shard_mb: int = _key(_int(1, 65536))
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.n_frames, self.frame_step, self.height, self.width,
+                        self.short_video)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """The network's block (read by train)."""
+
+    filters: tuple[int, ...] = _key(_filters)
+    input: str = _key(_choice(*INPUTS))
+    norm: str = _key(_choice(*NORMS))
+    init: str = _key(_optional_str)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    flip: bool = _key(_bool)
+    flip_pairs: tuple[tuple[str, str], ...] = _key(_pairs)
+    color: bool = _key(_bool)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """The train stage's block."""
+
+    epochs: int = _key(_int(1, 10000))
+    batch_size: int = _key(_int(1, 4096))
+    learning_rate: float = _key(_float(0.0, 1.0))
+    lr_schedule: str = _key(_choice(*LR_SCHEDULES))
+    seed: int = _key(_int(0))
+    augment: AugmentParams = _nested()
+    mixed_precision: bool | str = _key(_choice("auto", True, False))
+    jit_compile: bool | str = _key(_choice("auto", True, False))
+    distribute: str = _key(_choice(*DISTRIBUTE))
+    precise_bn_batches: int = _key(_int(0, 100000))
+    restore_best: bool = _key(_bool)
+    early_stopping_patience: int = _key(_int(0, 10000))
+    deterministic: bool = _key(_bool)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """The evaluate stage's block (``clips_per_video`` is read by train, which records it)."""
+
+    clips_per_video: int = _key(_int(1, 32))
+    bootstrap: int = _key(_int(100, 1_000_000))
+    seed: int = _key(_int(0))
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    frames: FramesParams
+    model: ModelParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+T = TypeVar("T")
+
+
+def _block(cls: type, name: str) -> type | None:
+    """The dataclass a nested key holds (``data.per_class``: PerClass), or None for a leaf."""
+    sub = get_type_hints(cls)[name]
+    return sub if isinstance(sub, type) and dataclasses.is_dataclass(sub) else None
+
+
+def _schema(cls: type) -> dict[str, Any]:
+    """The nested dict of the checks that ``cls`` declares."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        sub = _block(cls, f.name)
+        out[f.name] = _schema(sub) if sub else f.metadata["check"]
+    return out
+
+
+SCHEMA: dict[str, Any] = _schema(Params)
+
+
+def _validate(cls: type[T], given: Any, prefix: str) -> T:
     if not isinstance(given, dict):
         raise ParamsError(f"{prefix or 'params'}: expected a mapping, got {given!r}")
-    unknown = sorted(set(given) - set(schema))
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(given) - set(fields))
     if unknown:
         where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ParamsError(f"{where}: unknown key (known: {', '.join(sorted(schema))})")
-    out: dict[str, Any] = {}
-    for name, spec in schema.items():
+        raise ParamsError(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in given:
             raise ParamsError(f"{key}: missing (params.yaml must set every key; "
                               "see the README's params table)")
-        if isinstance(spec, dict):
+        sub = _block(cls, name)
+        if sub:
             if given[name] is None or not isinstance(given[name], dict):
                 raise ParamsError(f"{key}: expected a mapping, got {given[name]!r}")
-            out[name] = _validate(spec, given[name], key)
+            values[name] = _validate(sub, given[name], key)
         else:
-            out[name] = spec(key, copy.deepcopy(given[name]))
-    return out
+            values[name] = f.metadata["check"](key, copy.deepcopy(given[name]))
+    return cls(**values)
 
 
-def validate(raw: Any) -> dict:
+def validate(raw: Any) -> Params:
     """Return the checked params, or raise ParamsError naming the missing or bad key."""
-    params = _validate(SCHEMA, raw, "")
-    n_blocks = len(params["model"]["filters"])
+    params = _validate(Params, raw, "")
+    n_blocks = len(params.model.filters)
     div = 2**n_blocks
     for dim in ("height", "width"):
-        if params["frames"][dim] % div:
+        size = getattr(params.frames, dim)
+        if size % div:
             raise ParamsError(
                 f"frames.{dim}: must be divisible by {div} (the model halves it {n_blocks} times), "
-                f"got {params['frames'][dim]}"
+                f"got {size}"
             )
     return params
+
+
+def as_dict(block: Any) -> dict[str, Any]:
+    """A params block as plain JSON-able values (for hashing and logging)."""
+    return dataclasses.asdict(block)
 
 
 def override(base: dict, changes: dict) -> dict:
@@ -204,7 +294,7 @@ def override(base: dict, changes: dict) -> dict:
     return out
 
 
-def load(path: str | Path = "params.yaml", changes: dict | None = None) -> dict:
+def load(path: str | Path = "params.yaml", changes: dict | None = None) -> Params:
     """Read a params file, apply ``changes`` (tests and benchmarks), and validate."""
     path = Path(path)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import signal
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from tqdm import tqdm
 

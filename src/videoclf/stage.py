@@ -13,11 +13,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .errors import VideoclfError
-from .params import ParamsError, load
+from .params import Params, ParamsError, load
 
 log = logging.getLogger("videoclf")
 
@@ -53,7 +53,7 @@ def unwritable(path: Path) -> str | None:
     return None
 
 
-def run(name: str, body: Callable[[dict, argparse.Namespace], object], *,
+def run(name: str, body: Callable[[Params, argparse.Namespace], object], *,
         inputs: Sequence[str] = (), outputs: Sequence[str] = (),
         params_file: str | Path = "params.yaml", argv: Sequence[str] | None = None) -> None:
     """Run one stage: ``stages/<name>.py INPUT... OUTPUT...`` (paths in that order, as named),

@@ -1,0 +1,158 @@
+"""The download stage: select, split, fetch and check videos into ``data/videos``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .. import video
+from ..artifacts import MANIFEST, MANIFEST_COLUMNS, SPLITS, VIDEOS_REPORT
+from ..outputs import staged_dir, write_json, write_parquet
+from ..params import DataParams, as_dict
+from ..pool import map_videos
+from . import sources
+from .splits import (
+    GROUPS_FILE,
+    DatasetError,
+    Listing,
+    Video,
+    parse_members,
+    read_groups_csv,
+    select_classes,
+    split_videos,
+)
+
+log = logging.getLogger(__name__)
+
+
+LEAKAGE_NOTE = ("{n} video(s) have no group (no _gNN_ in the name, not in groups.csv): each is "
+                "its own group, so clips cut from one recording may sit in train and test, and "
+                "leakage across splits cannot be ruled out")
+
+
+def list_videos(source: sources.Source, layout: str) -> Listing:
+    """The videos of a source, read with ``layout`` (``groups.csv`` at its root applies)."""
+    names = source.names()
+    listing = parse_members(names, layout)
+    if listing.layout == "folders":
+        groups_member = f"{listing.root}/{GROUPS_FILE}" if listing.root else GROUPS_FILE
+        if groups_member in names:
+            text = source.read_text(groups_member)
+            if text is not None:
+                listing = parse_members(names, layout, read_groups_csv(text))
+    return listing
+
+
+def _measure(job: tuple[Path, float]) -> tuple[int, dict | None]:
+    path, min_decodable = job
+    try:
+        return video.measure(path, min_decodable).decoded, None
+    except video.VideoError as e:
+        return 0, e.report()
+
+
+def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int = 0
+             ) -> pd.DataFrame:
+    """Build ``out_dir/{train,val,test}/<Class>/<video>``, ``manifest.parquet`` and
+    ``report.json``.
+
+    Members are fetched into a staging folder that survives an interrupted run, and moved into
+    ``out_dir`` only when every step succeeded; the staging folder is then removed. Every
+    selected video is decoded once in full: its real frame count goes into the manifest, and
+    one that does not decode, or decodes less than ``data.min_decodable`` of the frames its
+    header declares, is skipped and reported.
+    """
+    source = sources.open_source(data, workers)
+    listing = list_videos(source, data.layout)
+    if not listing.videos:
+        raise DatasetError(f"{source.describe()}: no video found (layout {listing.layout}: "
+                           "v_<Class>_gXX_cYY.<ext> names, or <Class>/<video> folders)")
+    classes = select_classes(listing.videos, data.num_classes)
+    splits = split_videos(listing.videos, classes, as_dict(data.per_class), data.split_by,
+                          data.seed)
+    selected = [v for s in SPLITS for v in splits[s]]
+    log.info("download: %s, %d videos in %d classes (%s layout%s); %d selected (%s split)",
+             source.describe(), len(listing.videos), len({v.cls for v in listing.videos}),
+             listing.layout, f", root {listing.root}/" if listing.root else "", len(selected),
+             data.split_by)
+    ungrouped = sum(1 for v in selected if v.group_from == "none")
+    note = LEAKAGE_NOTE.format(n=ungrouped) if ungrouped else None
+    if note and data.split_by == "group":
+        log.warning("download: %s", note)
+
+    staging = staging_root / sources.staging_key(data)
+    staging.mkdir(parents=True, exist_ok=True)
+    paths, failures = source.fetch(selected, staging)
+    skipped = listing.refused + failures
+    fetched = [v for v in selected if v.member in paths]
+    checks = dict(zip((v.member for v in fetched), map_videos(
+        _measure, [(paths[v.member], data.min_decodable) for v in fetched],
+        workers or os.cpu_count() or 1, "check")))
+    with staged_dir(out_dir) as tmp:
+        # never hard-link a user's own files
+        manifest = _place(splits, classes, paths, checks, skipped, tmp,
+                          copy=isinstance(source, sources.DirSource))
+        write_parquet(tmp / MANIFEST, manifest)
+        counts = manifest.groupby(["split", "class"]).size()
+        write_json(tmp / VIDEOS_REPORT, {
+            "source": source.describe(),
+            "layout": listing.layout,
+            "root": listing.root,
+            "classes": classes,
+            "split_by": data.split_by,
+            "grouped_by": listing.grouped_by,
+            "leakage_warning": note,
+            "counts": {s: {c: int(counts.get((s, c), 0)) for c in classes} for s in SPLITS},
+            "skipped": skipped,
+        })
+    shutil.rmtree(staging, ignore_errors=True)
+    summary = ", ".join(f"{s} {int((manifest.split == s).sum())}" for s in SPLITS)
+    log.info("download: %d videos (%s); %d skipped%s", len(manifest), summary, len(skipped),
+             f", see {out_dir / VIDEOS_REPORT}" if skipped else "")
+    return manifest
+
+
+def _place(splits: dict[str, list[Video]], classes: list[str], paths: dict[str, Path],
+           checks: dict[str, tuple[int, dict | None]], skipped: list[dict], out: Path,
+           copy: bool) -> pd.DataFrame:
+    """Link (or copy) every checked video to ``out/<split>/<Class>/<name>``; the manifest.
+    Videos whose check found a problem are added to ``skipped``; a split left without a
+    class is an error."""
+    rows = []
+    for split in SPLITS:
+        for v in splits[split]:
+            if v.member not in checks:
+                continue
+            n_frames, problem = checks[v.member]
+            if problem:
+                skipped.append({"member": v.member, **problem})
+                continue
+            rel = Path(split) / v.cls / v.filename
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(paths[v.member], out / rel, copy)
+            rows.append({"video": rel.as_posix(), "member": v.member, "class": v.cls,
+                         "label": classes.index(v.cls), "group": v.group_id,
+                         "clip": v.clip, "split": split, "frames": n_frames})
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    counts = manifest.groupby(["split", "class"]).size()
+    missing = [f"{s}/{c}" for s in SPLITS for c in classes if (s, c) not in counts.index]
+    if missing:
+        raise DatasetError(
+            f"no usable clip left for {', '.join(missing)} after skipping "
+            f"{len(skipped)} member(s): {skipped[:3]}"
+        )
+    return manifest
+
+
+def _link_or_copy(src: Path, dst: Path, copy: bool = False) -> None:
+    if copy:
+        shutil.copyfile(src, dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,36 @@
+"""The built-in data set's styles: their class names and the classes a mirror swaps.
+
+Pure declarations (no imports), read by the generator (``builtin``) and by the params schema
+(``data.builtin_style``), so that a style is named in one place.
+"""
+
+from __future__ import annotations
+
+CLASSES: tuple[str, ...] = (
+    "Dim",          # the light fades steadily, then comes back at once (a sawtooth)
+    "Flicker",      # brightness jumps at random every frame
+    "PanDown",      # scene moves down at constant speed
+    "PanSideways",  # scene moves left or right at constant speed
+    "PanUp",        # scene moves up at constant speed
+    "Roll",         # camera rotates about its axis, either way
+    "Shake",        # camera jitters at random around a fixed point
+    "Still",        # nothing moves
+    "ZoomIn",       # scene grows
+    "ZoomOut",      # scene shrinks
+)
+CAMERA_CLASSES: tuple[str, ...] = (
+    "Flicker", "PanDown", "PanLeft", "PanRight", "PanUp", "RotateCCW", "RotateCW", "Still",
+    "ZoomIn", "ZoomOut",
+)
+OBJECT_CLASSES: tuple[str, ...] = (
+    "Blink", "Grow", "Hover", "MoveDown", "MoveLeft", "MoveRight", "MoveUp", "Shrink", "SpinCCW",
+    "SpinCW",
+)
+STYLES: dict[str, tuple[str, ...]] = {"scene": CLASSES, "camera": CAMERA_CLASSES,
+                                      "object": OBJECT_CLASSES}
+# Classes a horizontal flip turns into each other (for train.augment.flip_pairs).
+MIRROR_PAIRS: dict[str, list[list[str]]] = {
+    "scene": [],
+    "camera": [["PanLeft", "PanRight"], ["RotateCCW", "RotateCW"]],
+    "object": [["MoveLeft", "MoveRight"], ["SpinCCW", "SpinCW"]],
+}

@@ -1,0 +1,165 @@
+"""tf.data input pipeline over the NPY shards: no Python call per clip.
+
+Shards are loaded one at a time (one ``numpy_function`` call per shard, memory-mapped) and
+interleaved, so a split larger than memory streams; clips are reshuffled every epoch from
+``train.seed``. Every random choice is a stateless op seeded by (``train.seed``, epoch), so
+it is reproducible with parallel ``map`` and an epoch is the same in a resumed run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._tf import tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _load_shard(path: bytes) -> np.ndarray:
+    return np.load(path.decode(), mmap_mode="r")
+
+
+def _flip(clip: tf.Tensor, label: tf.Tensor, seed: tf.Tensor, mirror: tf.Tensor
+          ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mirror a (T, H, W, C) clip left-right with probability 1/2; a mirrored clip takes the
+    label of its mirror-image class (``mirror[label]``, itself for most classes)."""
+    coin = tf.random.stateless_uniform([], seed=seed) < 0.5
+    clip = tf.cond(coin, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
+    return clip, tf.where(coin, tf.gather(mirror, label), label)
+
+
+# The six orders of three colour channels.
+_PERMUTATIONS = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+
+
+def _recolor(clip: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """One random colour change for a whole (T, H, W, 3) uint8 clip: its channels in one of
+    six orders, and with probability 1/2 its negative (255 - x). A thing's colour, and whether
+    it is lighter or darker than what is behind it, stop being evidence for its class, so a
+    network cannot learn a training actor's colour in place of its motion; the motion is
+    unchanged (frame differences only change sign)."""
+    draw = tf.random.stateless_uniform([2], seed=seed)
+    order = tf.gather(tf.constant(_PERMUTATIONS, tf.int32),
+                      tf.cast(draw[0] * len(_PERMUTATIONS), tf.int32))
+    clip = tf.gather(clip, order, axis=-1)
+    return tf.cond(draw[1] < 0.5, lambda: 255 - clip, lambda: clip)
+
+
+def mirror_labels(classes: list[str], pairs: Sequence[Sequence[str]]
+                  ) -> tuple[list[int], list[str]]:
+    """The label each class takes when its clip is mirrored, and notes on ignored pairs.
+
+    A pair naming two classes of the data swaps them; a pair naming neither is ignored (the
+    default lists the built-in styles' pairs); a pair naming only one is an error, since the
+    mirror image of a class cannot be missing from the data.
+    """
+    mirror = list(range(len(classes)))
+    notes = []
+    for a, b in pairs:
+        have = [c in classes for c in (a, b)]
+        if all(have):
+            ia, ib = classes.index(a), classes.index(b)
+            mirror[ia], mirror[ib] = ib, ia
+        elif any(have):
+            present, absent = (a, b) if have[0] else (b, a)
+            raise ValueError(f"train.augment.flip_pairs: [{a}, {b}]: {absent} is not a class "
+                             f"of this data set, so {present} has no mirror image here")
+        else:
+            notes.append(f"[{a}, {b}]")
+    return mirror, notes
+
+
+def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_size: int,
+                 training: bool, seed: int = 0, flip: bool = False, color: bool = False,
+                 mirror: list[int] | None = None, first_epoch: int = 0, epochs: int = 1,
+                 cycle_length: int = 2) -> tf.data.Dataset:
+    """Batches of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` for one split.
+
+    Training: the batches of ``epochs`` epochs from ``first_epoch`` on, one after the other
+    (``fit(..., steps_per_epoch=steps(...))`` reads them as epochs). Every random choice of
+    epoch ``e`` — shard order, clip order, which of the K clips of a video, the flip, the
+    colour change (``color``: ``_recolor``) — comes
+    from stateless ops seeded by ``(seed, e)`` alone, so epoch ``e`` is the same whether the
+    run started at epoch 0 or resumed at ``e`` after an interruption. ``mirror``: the label of
+    each class once mirrored (``mirror_labels``). Otherwise: one pass in index order (clip 0
+    of each video).
+    """
+    frames_dir = Path(frames_dir)
+    part = index[index.split == split]
+    if part.empty:
+        raise ValueError(f"no clip of split {split!r} in the index")
+    k = int(part["clip"].max()) + 1 if training else 1
+    heads = part[part["clip"] == 0].sort_values(["shard", "row"])
+    shards = sorted(heads.shard.unique())
+    base = tf.ragged.constant([heads.row[heads.shard == s].to_numpy(np.int64) for s in shards],
+                              dtype=tf.int64)
+    labels = tf.ragged.constant([heads.label[heads.shard == s].to_numpy(np.int32)
+                                 for s in shards], dtype=tf.int32)
+    paths = tf.constant([str(frames_dir / s) for s in shards])
+    first = np.load(frames_dir / shards[0], mmap_mode="r")
+    clip_shape = list(first.shape[1:])
+    n = len(shards)
+    cycle = min(cycle_length, n)
+    table = tf.constant(mirror if mirror is not None
+                        else np.arange(int(index.label.max()) + 1), tf.int32)
+    per_shard = int(heads.groupby("shard").size().max())
+
+    def shard_clips(i, pick_seed):
+        arr = tf.numpy_function(_load_shard, [paths[i]], tf.uint8, stateful=False)
+        arr = tf.ensure_shape(arr, [None, *clip_shape])
+        rows = base[i]
+        if k > 1:
+            rows = rows + tf.random.stateless_uniform(tf.shape(rows), seed=pick_seed, minval=0,
+                                                      maxval=k, dtype=tf.int64)
+        return tf.data.Dataset.from_tensor_slices((tf.gather(arr, rows), labels[i]))
+
+    def one_epoch(epoch):
+        # Seeds of this epoch: (seed, epoch, purpose), as stateless seed pairs.
+        def pair(purpose, j):
+            return tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch,
+                             tf.cast(purpose, tf.int64) * 1_000_003 + tf.cast(j, tf.int64)])
+
+        ids = tf.data.Dataset.range(n)
+        if training:
+            ids = ids.shuffle(n, seed=tf.cast(seed, tf.int64) * 7919 + epoch,
+                              reshuffle_each_iteration=False)
+        ids = ids.map(lambda i: (i, pair(1, i)))
+        ds = ids.interleave(shard_clips, cycle_length=cycle, num_parallel_calls=AUTOTUNE,
+                            deterministic=True)
+        if training:
+            ds = ds.shuffle(min(len(heads), per_shard * cycle),
+                            seed=tf.cast(seed + 1, tf.int64) * 7919 + epoch,
+                            reshuffle_each_iteration=False)
+            if flip:
+                ds = ds.enumerate().map(
+                    lambda j, xy: _flip(xy[0], xy[1], pair(2, j), table),
+                    num_parallel_calls=AUTOTUNE, deterministic=True)
+            if color:
+                ds = ds.enumerate().map(
+                    lambda j, xy: (_recolor(xy[0], pair(3, j)), xy[1]),
+                    num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.batch(batch_size)
+
+    if training:
+        ds = tf.data.Dataset.range(first_epoch, first_epoch + epochs).flat_map(one_epoch)
+        batches = steps(index, split, batch_size) * epochs
+    else:
+        ds = one_epoch(tf.constant(0, tf.int64))
+        batches = steps(index, split, batch_size)
+    # A known length lets Keras show progress and end epochs without a warning.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+    options = tf.data.Options()
+    options.deterministic = True
+    # Elements, not files, are split across workers: a shard list may be shorter than workers.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.prefetch(AUTOTUNE).with_options(options)
+
+
+def steps(index: pd.DataFrame, split: str, batch_size: int) -> int:
+    """Batches in one epoch of ``split`` (one clip per video)."""
+    videos = int(((index.split == split) & (index["clip"] == 0)).sum())
+    return -(-videos // batch_size)

@@ -1,0 +1,116 @@
+"""Model I/O: the model folder written by train (read by evaluate, export and predict), and
+the exported ONNX model (read by predict without TensorFlow).
+
+``save_model_dir`` writes ``model.keras`` byte-reproducibly plus the JSON files of
+``artifacts.ModelInfo``; ``load_model_dir`` reads them back and checks that they fit each
+other, so a wrong or damaged folder is one ``ArtifactError`` line, not a traceback.
+``load_predictor`` gives a plain ``uint8 clips -> logits`` function for either format.
+TensorFlow is imported only on the Keras paths. Loading the model alone stays one line:
+``import videoclf.training.network`` (registers the layers), then
+``keras.models.load_model("data/model/model.keras", safe_mode=True)``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import MODEL_FILE, ArtifactError, ModelInfo, read_model_info, write_model_info
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def save_model(model, path: Path) -> None:
+    """``model.save``, made byte-reproducible (``keras_compat.reproducible_keras_zip``)."""
+    from .keras_compat import reproducible_keras_zip
+
+    raw = Path(path).with_suffix(".raw.keras")
+    model.save(raw)
+    reproducible_keras_zip(raw, Path(path))
+    raw.unlink()
+
+
+def save_model_dir(model, model_dir: Path, info: ModelInfo) -> None:
+    """``model.keras`` and what inference needs beside it, into ``model_dir``."""
+    save_model(model, Path(model_dir) / MODEL_FILE)
+    write_model_info(model_dir, info)
+
+
+def load_keras(path: Path):
+    """A ``.keras`` file, loaded in safe mode; a file that is not one is an ArtifactError."""
+    from .._tf import keras
+    from . import network as _layers  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing (no trained model here; run `dvc repro`)")
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path}: not a Keras model file (a .keras file is a zip archive)")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except ValueError as e:
+        if "safe_mode" in str(e) or "lambda" in str(e).lower():
+            raise ArtifactError(f"{path}: refused by Keras safe mode (it holds Python code, "
+                                "e.g. a Lambda layer; this project never writes one)") from None
+        raise ArtifactError(f"{path}: Keras cannot load it: {str(e).splitlines()[0]}") from None
+    except (KeyError, TypeError, OSError, zipfile.BadZipFile) as e:
+        raise ArtifactError(f"{path}: Keras cannot load it ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else 'damaged'})") from None
+
+
+def _check_shapes(where: Path, info: ModelInfo, clip_shape: tuple, outputs: int) -> None:
+    s = info.sampling
+    want = (s.n_frames, s.height, s.width, 3)
+    if tuple(clip_shape) != want:
+        raise ArtifactError(f"{where}: the model takes clips {tuple(clip_shape)}, but "
+                            f"sampling.json describes {want}; the files come from different runs")
+    if outputs != len(info.labels):
+        raise ArtifactError(f"{where}: the model has {outputs} outputs but labels.json names "
+                            f"{len(info.labels)} classes")
+
+
+def load_model_dir(model_dir: Path):
+    """The Keras model of a model folder and its ModelInfo, checked against each other."""
+    info = read_model_info(model_dir)
+    model = load_keras(Path(model_dir) / MODEL_FILE)
+    _check_shapes(Path(model_dir), info, model.input_shape[1:], model.output_shape[-1])
+    return model, info
+
+
+def load_onnx(path: Path) -> tuple[Predictor, ModelInfo]:
+    """An exported ``model.onnx`` run by onnxruntime (no TensorFlow), with the ModelInfo
+    written beside it by the export stage."""
+    path = Path(path)
+    info = read_model_info(path.parent)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ArtifactError("predicting with an .onnx model needs onnxruntime "
+                            "(pip install onnxruntime)") from None
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing (run `dvc repro export`)")
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types for a damaged file
+        raise ArtifactError(f"{path}: onnxruntime cannot load it: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    inp = session.get_inputs()[0]
+    _check_shapes(path, info, inp.shape[1:], session.get_outputs()[0].shape[-1])
+
+    def predict(clips: np.ndarray) -> np.ndarray:
+        return session.run(None, {inp.name: clips})[0]
+
+    return predict, info
+
+
+def load_predictor(path: Path) -> tuple[Predictor, ModelInfo]:
+    """``uint8 clips [B, T, H, W, 3] -> logits [B, C]`` and the ModelInfo, from a model folder
+    (Keras) or a ``.onnx`` file (onnxruntime)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return load_onnx(path)
+    model, info = load_model_dir(path)
+    return (lambda clips: np.asarray(model.predict_on_batch(clips))), info

@@ -1,0 +1,10 @@
+"""What the ``model`` and ``train`` params may choose between, declared once and without
+TensorFlow: the schema in ``videoclf.params`` validates against these before a stage loads
+TensorFlow, and the network and the train stage import the same names."""
+
+from __future__ import annotations
+
+INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff")   # network.build_model
+NORMS: tuple[str, ...] = ("layer", "batch")             # network residual blocks
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")  # train
+DISTRIBUTE: tuple[str, ...] = ("auto", "none", "mirrored", "multi_worker")  # runtime

@@ -1,0 +1,320 @@
+"""The train stage: the network fitted on the train split with validation, resumable after
+any interruption, and saved atomically with what inference needs beside it.
+
+``train`` runs its parts in this order (the order of every random draw, so of the weights):
+runtime, inputs, resume point, network, callbacks, fit, finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._tf import keras, tf
+from ..artifacts import (
+    FRAMES_META,
+    INDEX,
+    THROUGHPUT,
+    TRAIN_BACKUP,
+    TRAIN_INFO,
+    ModelInfo,
+    read_index,
+)
+from ..closure import module_closure
+from ..errors import VideoclfError
+from ..outputs import staged_dir, write_json
+from ..params import ModelParams, TrainParams, as_dict
+from ..video import Sampling
+from .callbacks import Checkpoint, Throughput
+from .inputs import make_dataset, mirror_labels, steps
+from .keras_compat import multi_worker_fit
+from .modelio import save_model_dir
+from .network import build_model
+from .precise_bn import PreciseBatchNorm
+from .runtime import Runtime, configure_runtime
+
+log = logging.getLogger(__name__)
+
+
+class TrainError(VideoclfError):
+    """Training cannot run as the params ask on this machine."""
+
+
+def backup_key(frames_dir: Path, model_params: ModelParams, train_params: TrainParams) -> str:
+    """Everything that decides the training run: the clips' index, the params, and the code
+    the train stage runs (the import closure that ``dvc.yaml`` lists as its deps)."""
+    h = hashlib.sha256(json.dumps([as_dict(model_params), as_dict(train_params)],
+                                  sort_keys=True).encode())
+    code = sorted(module_closure(["videoclf.stage", __name__]))
+    for f in [Path(frames_dir) / INDEX, Path(frames_dir) / FRAMES_META, *code]:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def warm_start(model: keras.Model, init: Path) -> str:
+    """Copy the weights of an earlier run's ``.keras`` model into ``model``, layer by layer.
+
+    The network must be the same (same layers, same weight shapes); only the classification
+    layer may differ in its number of classes, and then it stays freshly initialised (fine-
+    tuning to new classes). Returns a short description for the log.
+    """
+    from .modelio import load_keras
+
+    old = load_keras(init)
+    new_layers = [layer for layer in model.layers if layer.weights]
+    old_layers = [layer for layer in old.layers if layer.weights]
+    shapes = lambda layer: [tuple(w.shape) for w in layer.weights]  # noqa: E731
+    if len(new_layers) != len(old_layers) or any(
+            shapes(a) != shapes(b) for a, b in zip(new_layers[:-1], old_layers[:-1])):
+        raise TrainError(f"model.init: {init} is not this network (other filters, frame size, "
+                         "model.input or model.norm); only the number of classes may differ")
+    for a, b in zip(new_layers[:-1], old_layers[:-1]):
+        a.set_weights(b.get_weights())
+    head_new, head_old = new_layers[-1], old_layers[-1]
+    if shapes(head_new) == shapes(head_old):
+        head_new.set_weights(head_old.get_weights())
+        return f"warm start from {init} (all layers)"
+    return (f"warm start from {init} (all layers but the classifier: "
+            f"{head_old.weights[-1].shape[0]} -> {head_new.weights[-1].shape[0]} classes)")
+
+
+def _live(live_dir: Path, resume_from: int | None = None):
+    """dvclive writing into ``live_dir``; with ``resume_from``, continued at that epoch: rows
+    it wrote for later epochs (an epoch whose checkpoint the kill interrupted) are dropped,
+    so every row appears once."""
+    from dvclive import Live
+
+    if resume_from is not None:
+        for tsv in (live_dir / "plots").rglob("*.tsv"):
+            lines = tsv.read_text().splitlines(keepends=True)
+            tsv.write_text("".join(lines[:1] + [r for r in lines[1:]
+                                                if int(r.split("\t", 1)[0]) < resume_from]))
+    # dvc.yaml is hand-written; dvclive only writes metrics and plots.
+    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None,
+                resume=resume_from is not None)
+    if resume_from is not None:
+        live.step = resume_from
+    return live
+
+
+@dataclass
+class _Inputs:
+    """What train reads from the frames folder, as tf.data datasets."""
+
+    index: pd.DataFrame
+    classes: list[str]
+    sampling: Sampling
+    global_batch: int
+    per_epoch: int
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    precise: tf.data.Dataset | None  # batches of precise BatchNorm (None: off)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.index[self.index.split == "train"].video.nunique())
+
+    @property
+    def n_val(self) -> int:
+        return int((self.index.split == "val").sum())
+
+
+def _resume_point(backup_dir: Path, epochs: int) -> tuple[tuple[Path, dict] | None, int]:
+    """The checkpoint of an interrupted run with these exact inputs, and the first epoch."""
+    latest = Checkpoint.latest(backup_dir)
+    if not latest:
+        return None, 0
+    log.info("train: resuming after epoch %d of %d from %s", latest[1]["epoch"] + 1, epochs,
+             latest[0])
+    return latest, epochs if latest[1]["stopped"] else latest[1]["epoch"] + 1
+
+
+def _mirror(classes: list[str], train_params: TrainParams) -> list[int]:
+    augment = train_params.augment
+    try:
+        mirror, ignored = mirror_labels(classes, augment.flip_pairs)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    if augment.flip:
+        swapped = [f"{classes[i]}<->{classes[j]}" for i, j in enumerate(mirror) if i < j]
+        log.info("train: flip on; labels swap when mirrored: %s%s", ", ".join(swapped) or "none",
+                 f" (pairs naming no class here, ignored: {', '.join(ignored)})" if ignored
+                 else "")
+    if augment.color:
+        log.info("train: colour changes on (random channel order and negative per clip)")
+    return mirror
+
+
+def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: TrainParams,
+            global_batch: int, first_epoch: int, mirror: list[int]) -> _Inputs:
+    epochs, augment = train_params.epochs, train_params.augment
+    per_epoch = steps(index, "train", global_batch)
+    train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, training=True,
+                            seed=train_params.seed, flip=augment.flip, mirror=mirror,
+                            color=augment.color, first_epoch=min(first_epoch, epochs - 1),
+                            epochs=max(1, epochs - first_epoch))
+    val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, training=False)
+    # The batches BatchNorm's statistics are recomputed on before each validation: the first
+    # training clips in epoch 0's order, unaugmented as inference sees clips; the same every
+    # epoch and every run.
+    n_precise = min(train_params.precise_bn_batches, per_epoch)
+    precise_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch,
+                              training=True, seed=train_params.seed).take(n_precise)
+    return _Inputs(index, meta["classes"], Sampling(**meta["sampling"]), global_batch,
+                   per_epoch, train_ds, val_ds, precise_ds if n_precise else None)
+
+
+def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
+             train_params: TrainParams) -> keras.Model:
+    lr: Any = train_params.learning_rate
+    if train_params.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, data.per_epoch * train_params.epochs))
+    s = data.sampling
+    with rt.strategy.scope():
+        model = build_model(s.n_frames, s.height, s.width, len(data.classes),
+                            model_params.filters, model_params.input, norm=model_params.norm)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=lr),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            jit_compile=rt.jit_compile,
+        )
+        if model_params.init:
+            log.info("train: %s", warm_start(model, Path(model_params.init)))
+    return model
+
+
+@dataclass
+class _Callbacks:
+    stopper: keras.callbacks.EarlyStopping
+    checkpoint: Checkpoint
+    throughput: Throughput
+    live: Any           # dvclive.Live
+    live_tmp: Path
+    keras: list         # in the order fit calls them
+
+    @classmethod
+    def make(cls, data: _Inputs, train_params: TrainParams, backup_dir: Path, live_dir: Path,
+             latest: tuple[Path, dict] | None, first_epoch: int) -> _Callbacks:
+        from dvclive.keras import DVCLiveCallback
+
+        epochs = train_params.epochs
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=train_params.early_stopping_patience or epochs + 1,
+            restore_best_weights=train_params.restore_best)
+        checkpoint = Checkpoint(backup_dir, stopper)
+        if latest:
+            checkpoint.resume_from(*latest)
+        live_tmp = live_dir.with_name(f".{live_dir.name}.tmp")
+        shutil.rmtree(live_dir, ignore_errors=True)
+        resume_live = bool(latest) and live_tmp.is_dir()
+        if not resume_live:
+            shutil.rmtree(live_tmp, ignore_errors=True)
+        live = _live(live_tmp, resume_from=first_epoch if resume_live else None)
+        throughput = Throughput(data.n_train, data.n_val)
+        # Precise statistics first, so validation, EarlyStopping's best weights and the
+        # checkpoint all see them. Then, at each epoch's end: EarlyStopping updates its best,
+        # dvclive writes the epoch's row, then the checkpoint (so a row may precede its
+        # checkpoint, never follow it; _live drops such a row when resuming).
+        precise = [PreciseBatchNorm(data.precise)] if data.precise is not None else []
+        return cls(stopper, checkpoint, throughput, live, live_tmp,
+                   [*precise, stopper, throughput, DVCLiveCallback(live=live), checkpoint])
+
+
+def _fit(model: keras.Model, data: _Inputs, cb: _Callbacks, train_params: TrainParams,
+         first_epoch: int) -> float:
+    """``model.fit`` from ``first_epoch``; returns its wall-clock seconds."""
+    t0 = time.perf_counter()
+    try:
+        with multi_worker_fit(model, data.train):
+            model.fit(data.train, validation_data=data.val, epochs=train_params.epochs,
+                      initial_epoch=first_epoch, steps_per_epoch=data.per_epoch, verbose=2,
+                      shuffle=False, callbacks=cb.keras)
+    except tf.errors.UnimplementedError as e:
+        if not train_params.deterministic:
+            raise
+        raise TrainError("train.deterministic: true cannot hold here: "
+                         f"{e.message.splitlines()[0]}; set train.deterministic: false") from None
+    return time.perf_counter() - t0
+
+
+def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
+             train_params: TrainParams) -> dict:
+    history = cb.checkpoint.history  # every epoch, resumed or not
+    val_loss = [h["val_loss"] for h in history]
+    best = int(np.argmin(val_loss))
+    summary = {
+        "epochs_run": len(val_loss),
+        "best_epoch": best + 1,
+        "best_val_loss": float(val_loss[best]),
+        "best_val_accuracy": float(history[best]["val_accuracy"]),
+        "restored_best": bool(train_params.restore_best),
+        "runtime": rt.description,
+    }
+    if model_params.init:
+        # DVC tracks the param (the path), not the file: its hash says what was started from.
+        summary["init_sha256"] = hashlib.sha256(Path(model_params.init).read_bytes()).hexdigest()
+    return summary
+
+
+def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, model_dir: Path,
+            live_dir: Path, backup_dir: Path, clips_per_video: int) -> None:
+    """Save the model folder and the dvclive folder, each replacing the old one whole."""
+    cb.live.summary.update({"best": {k: summary[k] for k in
+                                     ("best_epoch", "best_val_loss", "best_val_accuracy")}})
+    cb.live.make_summary()
+    with staged_dir(model_dir) as tmp:
+        save_model_dir(model, tmp, ModelInfo(data.classes, data.sampling, clips_per_video))
+        write_json(tmp / TRAIN_INFO, summary)
+    # Wall-clock figures apart from the results, which stay identical run to run.
+    if cb.throughput.train_s:
+        write_json(cb.live_tmp / THROUGHPUT, {"train": cb.throughput.summary()})
+    os.replace(cb.live_tmp, live_dir)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # done: nothing left to resume
+
+
+def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: ModelParams,
+          train_params: TrainParams, *, clips_per_video: int) -> dict:
+    """Fit the model on the train split with validation, save it, and return a summary.
+
+    ``clips_per_video`` (``evaluate.clips_per_video``) is recorded in the model folder, so
+    evaluate and predict score a video the same way wherever the folder goes. dvclive writes
+    into a hidden folder beside ``live_dir`` that replaces it only when training completes:
+    a killed run leaves no per-epoch numbers that look like results.
+    """
+    # Fresh layer names and graph state, so a second run in one process saves the same bytes.
+    keras.backend.clear_session()
+    rt = configure_runtime(train_params)
+    log.info("train: %s", rt.description)
+    index, meta = read_index(frames_dir)
+    global_batch = train_params.batch_size * rt.strategy.num_replicas_in_sync
+    mirror = _mirror(meta["classes"], train_params)
+    # Checkpoints live outside DVC's outputs (DVC deletes those before it runs the stage).
+    backup_dir = Path(model_dir).parent / TRAIN_BACKUP / backup_key(frames_dir, model_params,
+                                                                    train_params)
+    latest, first_epoch = _resume_point(backup_dir, train_params.epochs)
+    data = _inputs(frames_dir, index, meta, train_params, global_batch, first_epoch, mirror)
+    model = _network(rt, data, model_params, train_params)
+    cb = _Callbacks.make(data, train_params, backup_dir, Path(live_dir), latest, first_epoch)
+    log.info("train: %d train and %d val videos, %d classes, %d params, %d epochs, batch %d",
+             data.n_train, data.n_val, len(data.classes), model.count_params(),
+             train_params.epochs, global_batch)
+    seconds = _fit(model, data, cb, train_params, first_epoch)
+    summary = _summary(cb, rt, model_params, train_params)
+    _finish(model, data, cb, summary, Path(model_dir), Path(live_dir), backup_dir,
+            clips_per_video)
+    log.info("train: %d epochs in %.0f s; best epoch %d (val loss %.3f, val accuracy %.3f); "
+             "model in %s", summary["epochs_run"], seconds, summary["best_epoch"],
+             summary["best_val_loss"], summary["best_val_accuracy"], model_dir)
+    return summary

@@ -1,0 +1,137 @@
+import dataclasses
+
+import pytest
+import yaml
+
+from videoclf.params import (
+    SCHEMA,
+    DataParams,
+    Params,
+    ParamsError,
+    TrainParams,
+    as_dict,
+    load,
+    override,
+    validate,
+)
+
+from helpers import ROOT, project_params
+
+
+def test_project_params_file_is_valid():
+    p = load(ROOT / "params.yaml")
+    assert p.data.source == "builtin"
+    assert p.frames.height % 16 == 0
+
+
+def _leaves(schema: dict, prefix: str = ""):
+    for k, v in schema.items():
+        key = f"{prefix}.{k}" if prefix else k
+        yield from _leaves(v, key) if isinstance(v, dict) else [key]
+
+
+def _without(raw: dict, dotted: str) -> dict:
+    out = override(raw, {})
+    *parents, last = dotted.split(".")
+    node = out
+    for k in parents:
+        node = node[k]
+    del node[last]
+    return out
+
+
+def test_params_yaml_is_the_one_source_every_key_is_required():
+    """No defaults in code: removing any key of params.yaml is an error naming that key."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    keys = list(_leaves(SCHEMA))
+    assert len(keys) > 30
+    for key in keys + ["train.augment", "data.per_class"]:
+        with pytest.raises(ParamsError) as e:
+            validate(_without(raw, key))
+        assert str(e.value).startswith(f"{key}: missing"), key
+    with pytest.raises(ParamsError, match="^train: expected a mapping"):
+        validate(override(raw, {"train": None}))
+
+
+def test_changes_apply_over_params_yaml():
+    p = project_params({"train": {"epochs": 3}})
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert p.train.epochs == 3
+    assert p.train.batch_size == raw["train"]["batch_size"]
+    assert as_dict(p.data.per_class) == raw["data"]["per_class"]
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"train": {"epochs": "ten"}}, "train.epochs"),
+    ({"train": {"learning_rate": -1}}, "train.learning_rate"),
+    ({"data": {"source": "ftp"}}, "data.source"),
+    ({"frames": {"height": 100}}, "frames.height"),
+    ({"frames": {"width": 40}}, "frames.width"),
+    ({"data": {"per_class": {"train": 0}}}, "data.per_class.train"),
+    ({"data": {"split_by": "random"}}, "data.split_by"),
+    ({"train": {"epoch": 3}}, "train.epoch"),
+    ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip"),
+    ({"model": {"filters": []}}, "model.filters"),
+    ({"train": {"batch_size": True}}, "train.batch_size"),
+])
+def test_bad_values_name_the_key(raw, key):
+    with pytest.raises(ParamsError) as e:
+        project_params(raw)
+    assert str(e.value).startswith(key + ":")
+
+
+def test_height_must_survive_every_halving():
+    # Three blocks halve three times: 24 is not divisible by 16 but 8 divides it.
+    p = project_params({"model": {"filters": [8, 16, 32]}, "frames": {"height": 48, "width": 48}})
+    assert p.frames.height == 48
+    with pytest.raises(ParamsError, match="frames.height: must be divisible by 32"):
+        project_params({"model": {"filters": [8, 8, 8, 8, 8]}, "frames": {"height": 48}})
+
+
+def test_bad_stage_fails_before_work(tmp_path, venv_env):
+    import subprocess
+    import sys
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(override(raw, {"frames": {"height": 50}})))
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "download.py"), "data/videos"],
+                       cwd=tmp_path,
+                       capture_output=True, text=True, env=venv_env, timeout=120)
+    assert r.returncode == 2
+    assert "frames.height" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_blocks_are_frozen_dataclasses_with_the_schema_keys():
+    p = project_params()
+    assert isinstance(p, Params) and isinstance(p.data, DataParams)
+    assert isinstance(p.train, TrainParams)
+    for block in ("data", "frames", "model", "train", "evaluate"):
+        assert set(as_dict(getattr(p, block))) == set(SCHEMA[block]), block
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.train.epochs = 2  # type: ignore[misc]
+    # Lists become tuples, so a block can be hashed and never changes under a caller.
+    assert isinstance(p.model.filters, tuple)
+    assert all(isinstance(pair, tuple) for pair in p.train.augment.flip_pairs)
+    assert p.frames.sampling.need == 1 + (p.frames.n_frames - 1) * p.frames.frame_step
+
+
+def test_choices_come_from_the_modules_that_own_them():
+    """The schema accepts exactly what the owners declare: a new input kind, norm, style or
+    layout declared there is accepted here with no second list to update."""
+    from videoclf.data.options import LAYOUTS, SOURCES, SPLIT_BY
+    from videoclf.data.styles import STYLES
+    from videoclf.training.options import DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
+    from videoclf.video import SHORT_VIDEO
+
+    owned = {("model", "input"): INPUTS, ("model", "norm"): NORMS,
+             ("data", "builtin_style"): tuple(STYLES), ("data", "layout"): LAYOUTS,
+             ("data", "source"): SOURCES, ("data", "split_by"): SPLIT_BY,
+             ("train", "lr_schedule"): LR_SCHEDULES, ("train", "distribute"): DISTRIBUTE,
+             ("frames", "short_video"): SHORT_VIDEO}
+    for (block, key), choices in owned.items():
+        for c in choices:
+            assert getattr(project_params({block: {key: c}}), block).__getattribute__(key) == c
+        with pytest.raises(ParamsError, match=f"{block}.{key}: must be one of"):
+            project_params({block: {key: "no-such-choice"}})

@@ -1,0 +1,58 @@
+"""What several tests share that is not a fixture: the project root, the tiny config, the
+project's params with changes, and small process helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from videoclf import params as params_mod
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "data": {"num_classes": 3, "per_class": {"train": 4, "val": 2, "test": 2}},
+    "frames": {"n_frames": 4, "frame_step": 4, "height": 32, "width": 32, "workers": 2},
+    "train": {"epochs": 1, "batch_size": 4},
+}
+
+
+def project_params(changes: dict | None = None) -> params_mod.Params:
+    """The project's params.yaml (the one source of defaults) with ``changes``, validated."""
+    return params_mod.load(ROOT / "params.yaml", changes)
+
+
+def write_project(folder: Path, changes: dict | None = None) -> Path:
+    """``folder/params.yaml``: the project's params with the tiny config and ``changes``."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = params_mod.override(params_mod.override(raw, TINY), changes or {})
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    return folder
+
+
+def run_python(args, cwd, env, timeout=300, **kw) -> subprocess.CompletedProcess:
+    """This interpreter on ``args`` (a script and its arguments, or ``-m``/``-c``)."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def venv_environ() -> dict:
+    """The environment where ``python`` and ``dvc`` are this interpreter's."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def assert_one_error_line(r: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    """Exit ``code``, no traceback, and exactly one line with "error" naming every word."""
+    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, r.stderr
+    for w in words:
+        assert w in errors[0], (w, errors[0])

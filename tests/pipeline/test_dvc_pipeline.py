@@ -1,0 +1,239 @@
+"""The real ``dvc`` on a temp git copy of the project with a tiny config.
+
+One project is reproduced once per module (the baseline commit); every test starts from that
+baseline, restored by git and ``dvc checkout``, so the tests pass in any order or alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from videoclf.params import override
+from videoclf.report.offline_page import write_template
+
+from helpers import ROOT, TINY
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def sh(cwd: Path, *cmd: str, check: bool = True, timeout: int = 900) -> str:
+    if cmd[0] == "dvc":
+        cmd = (sys.executable, "-m", "dvc", *cmd[1:])
+    r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    out = r.stdout + r.stderr
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{out[-4000:]}")
+    return out
+
+
+def ran(out: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", out))
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Path:
+    """A git repo with the project's code and the tiny params; nothing reproduced yet."""
+    root = tmp_path_factory.mktemp("project") / "videoclf"
+    root.mkdir()
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(ROOT / name, root / name)
+    for d in ("stages", "src"):
+        shutil.copytree(ROOT / d, root / d,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / ".dvc").mkdir()
+    shutil.copy2(ROOT / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copy2(ROOT / ".dvc" / ".gitignore", root / ".dvc" / ".gitignore")
+    write_template(root / ".dvc" / "plots" / "offline.html")  # as make setup does
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(override(params, TINY), sort_keys=False))
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "project")
+    return root
+
+
+@pytest.fixture(scope="module")
+def baseline(fresh) -> tuple[Path, str]:
+    """The first ``dvc repro`` of the project, committed as the baseline; its output."""
+    out = sh(fresh, "dvc", "repro")
+    sh(fresh, "git", "add", "-A")
+    sh(fresh, "git", "commit", "-qm", "baseline")
+    return fresh, out
+
+
+@pytest.fixture
+def project(baseline) -> Path:
+    """The reproduced project as the baseline commit left it (params, lock and outputs)."""
+    root, _ = baseline
+    sh(root, "git", "checkout", "-q", "-f", "main")
+    sh(root, "git", "reset", "-q", "--hard", "HEAD")
+    sh(root, "dvc", "checkout", "-q", "--force", check=False)
+    assert "up to date" in sh(root, "dvc", "status")
+    return root
+
+
+def test_repro_end_to_end(baseline):
+    project, out = baseline
+    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
+    metrics = json.loads((project / "metrics" / "metrics.json").read_text())
+    assert {"accuracy", "precision", "recall"} <= set(metrics)
+    assert all(0 <= metrics[k] <= 1 for k in ("accuracy", "precision", "recall"))
+    for png in ("learning_curves", "confusion_matrix", "per_class"):
+        assert (project / "metrics" / "plots" / f"{png}.png").stat().st_size > 10_000
+    assert "up to date" in sh(project, "dvc", "status")
+    again = sh(project, "dvc", "repro")
+    assert ran(again) == set()
+    # No DVC output is left for git to pick up.
+    status = sh(project, "git", "status", "--porcelain")
+    assert not re.search(r"^\?\? (data/(videos|frames|model)|metrics/(train|eval|plots))", status,
+                         re.M), status
+
+
+def test_train_params_rerun_train_onwards_then_exp_show_and_metrics_diff(project):
+    out = sh(project, "dvc", "exp", "run", "-n", "lr", "-S", "train.learning_rate=0.003")
+    assert ran(out) == {"train", "evaluate", "plot", "export"}
+    assert "'download' didn't change" in out and "'extract' didn't change" in out
+    rows = json.loads(sh(project, "dvc", "exp", "show", "--json"))
+    text = json.dumps(rows)
+    assert '"accuracy"' in text and '"learning_rate"' in text and '"epochs"' in text
+    assert '"lr"' in text
+    diff = sh(project, "dvc", "metrics", "diff", "--all", "--json")
+    d = json.loads(diff)
+    top = d["metrics/metrics.json"]
+    assert {"accuracy", "precision", "recall"} <= set(top)
+    assert {"old", "new"} <= set(top["accuracy"])
+    per = d["metrics/per_class.json"]
+    assert any(k.endswith(".precision") for k in per) and any(k.endswith(".recall") for k in per)
+
+
+def _scripts_need_no_network(page: str) -> None:
+    """No script is loaded from anywhere: every <script> is inline, and Vega is defined."""
+    tags = re.findall(r"<script\b[^>]*>", page)
+    assert tags and all("src=" not in t for t in tags), tags
+    assert "cdn.jsdelivr" not in page and "window.vegaEmbed=" in page
+
+
+def test_plots_show_writes_one_page_that_draws_offline(project):
+    out = sh(project, "dvc", "plots", "show", "-o", "plots_html")
+    page = (project / "plots_html" / "index.html").read_text()
+    assert "Confusion matrix (test)" in page and "Loss" in page
+    assert "learning_curves.png" in page or "learning_curves" in page
+    assert "examples.png" in page
+    _scripts_need_no_network(page)
+    # one vegaEmbed call per vega plot of dvc.yaml (Loss, Accuracy, 2 confusion, 2 bars)
+    assert len(re.findall(r"vegaEmbed\('#", page)) == 6
+    diff = sh(project, "dvc", "plots", "diff", "HEAD", "-o", "plots_diff")
+    assert (project / "plots_diff" / "index.html").is_file(), out + diff
+    _scripts_need_no_network((project / "plots_diff" / "index.html").read_text())
+
+
+def test_frames_params_rerun_extract_onwards_only(project):
+    out = sh(project, "dvc", "exp", "run", "-n", "h48", "-S", "frames.height=48")
+    assert ran(out) == {"extract", "train", "evaluate", "plot", "export"}
+    assert "'download' didn't change" in out
+
+
+def test_data_params_rerun_everything(project):
+    out = sh(project, "dvc", "exp", "run", "-n", "two", "-S", "data.num_classes=2")
+    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
+    per = json.loads((project / "metrics" / "per_class.json").read_text())
+    assert list(per) == ["Dim", "Flicker"]
+
+
+def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
+    from test_footage import DAMAGED, _class_folders
+
+    src = _class_folders(tmp_path / "mine")
+    out = sh(project, "dvc", "exp", "run", "-n", "mine", "-S", "data.source=url",
+             "-S", f"data.url={src}", "-S", "data.num_classes=2",
+             "-S", "data.per_class.train=3")
+    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
+    assert "leakage across splits cannot be ruled out" in out
+    report = json.loads((project / "data" / "videos" / "report.json").read_text())
+    assert report["classes"] == ["Bike", "Phone"] and report["layout"] == "folders"
+    assert any(s["member"].endswith(DAMAGED) and s["declared_frames"] == 120
+               for s in report["skipped"])
+    suffixes = {Path(v).suffix for v in
+                json.loads((project / "metrics" / "eval" / "predictions.json").read_text())
+                for v in [v["video"]]}
+    assert len(suffixes) >= 3  # test videos of several containers were scored
+    assert set(json.loads((project / "metrics" / "per_class.json").read_text())) == {
+        "Bike", "Phone"}
+
+
+def test_queue_runs_two_experiments_and_apply_restores_one(project):
+    for name, lr in (("q1", "0.004"), ("q2", "0.005")):
+        sh(project, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.learning_rate={lr}")
+    sh(project, "dvc", "queue", "start", "-j", "1")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = sh(project, "dvc", "queue", "status")
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(5)
+    assert "Success" in status and "Failed" not in status, status
+    rows = json.loads(sh(project, "dvc", "exp", "show", "--json"))
+    found = {}
+
+    def walk(o):
+        if isinstance(o, dict):
+            if o.get("name") in ("q1", "q2") and o.get("data"):
+                found[o["name"]] = o["data"]
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(rows)
+    assert set(found) == {"q1", "q2"}
+    q1 = found["q1"]["metrics"]["metrics/metrics.json"]["data"]
+    sh(project, "dvc", "exp", "apply", "q1")
+    applied = json.loads((project / "metrics" / "metrics.json").read_text())
+    assert applied["accuracy"] == q1["accuracy"] and applied["loss"] == q1["loss"]
+    assert yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"] == 0.004
+
+
+def test_push_then_pull_in_a_fresh_clone_reruns_nothing(project, tmp_path):
+    remote = str(tmp_path / "remote")  # --local: the baseline commit stays as it is
+    sh(project, "dvc", "remote", "add", "--local", "-f", "tmp", remote)
+    sh(project, "dvc", "push", "-r", "tmp")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    sh(clone, "dvc", "remote", "add", "--local", "tmp", remote)
+    sh(clone, "dvc", "pull", "-r", "tmp")
+    assert (clone / "data" / "model" / "model.keras").is_file()
+    assert json.loads((clone / "metrics" / "metrics.json").read_text()) == \
+        json.loads((project / "metrics" / "metrics.json").read_text())
+    assert "up to date" in sh(clone, "dvc", "status")
+    assert ran(sh(clone, "dvc", "repro")) == set()
+    # The model registry entry: a version registered as GTO (DVC Studio) does it, with an
+    # annotated tag, then the model folder fetched by name from the repo.
+    sh(project, "git", "tag", "-a", "r2plus1d-video-classifier@v0.1.0", "-m",
+       "Registering artifact r2plus1d-video-classifier version v0.1.0")
+    got = tmp_path / "got"
+    sh(tmp_path, "dvc", "artifacts", "get", str(project), "r2plus1d-video-classifier",
+       "-o", str(got))
+    assert sorted(f.name for f in got.iterdir()) == [
+        "inference.json", "labels.json", "model.keras", "sampling.json", "train.json"]
+    assert (got / "model.keras").read_bytes() == \
+        (project / "data" / "model" / "model.keras").read_bytes()

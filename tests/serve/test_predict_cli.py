@@ -1,0 +1,78 @@
+"""predict from the command line: the model folder alone decides how a video is scored, and a
+bad folder or argument is one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, assert_one_error_line, run_python
+
+pytestmark = pytest.mark.slow  # each case starts a Python process that loads TensorFlow
+
+
+@pytest.fixture
+def model_copy(tiny_model, tmp_path) -> Path:
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model, d)
+    return d
+
+
+def _predict(model: Path, *extra, env=None, cwd=None):
+    clip = ROOT / "tests" / "footage" / "h264_carphone.mp4"
+    return run_python(["-m", "videoclf", "predict", clip, "--model", model, "--workers", "1",
+                       *extra], cwd or model.parent, env)
+
+
+def test_predict_reads_clips_per_video_from_the_model_folder_anywhere(model_copy, tmp_path,
+                                                                       venv_env):
+    """Same numbers from any folder: nothing comes from the current folder's params.yaml."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "params.yaml").write_text("evaluate: {clips_per_video: 1}\n")
+    a = _predict(model_copy, "--json", env=venv_env, cwd=ROOT)
+    b = _predict(model_copy, "--json", env=venv_env, cwd=elsewhere)
+    assert a.returncode == 0 and a.stdout == b.stdout, (a.stderr[-2000:], b.stderr[-2000:])
+    one = _predict(model_copy, "--json", "--clips", "1", env=venv_env, cwd=elsewhere)
+    assert one.returncode == 0 and one.stdout != a.stdout  # the folder's 5 clips, not 1
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("no_labels", ["labels.json: missing"]),
+    ("no_sampling", ["sampling.json: missing"]),
+    ("wrong_labels", ["labels.json names 4 classes"]),
+    ("wrong_sampling", ["sampling.json describes"]),
+    ("not_a_zip", ["model.keras: not a Keras model file"]),
+    ("lambda", ["refused by Keras safe mode"]),
+    ("clips", ["--clips", "must be at least 1"]),
+])
+def test_predict_with_a_bad_model_folder_or_argument_is_one_line(model_copy, venv_env, damage,
+                                                                  words):
+    extra: list[str] = []
+    if damage == "no_labels":
+        (model_copy / "labels.json").unlink()
+    elif damage == "no_sampling":
+        (model_copy / "sampling.json").unlink()
+    elif damage == "wrong_labels":
+        (model_copy / "labels.json").write_text(json.dumps(["a", "b", "c", "d"]))
+    elif damage == "wrong_sampling":
+        s = json.loads((model_copy / "sampling.json").read_text())
+        (model_copy / "sampling.json").write_text(json.dumps({**s, "height": 64}))
+    elif damage == "not_a_zip":
+        (model_copy / "model.keras").write_text("not a model")
+    elif damage == "lambda":
+        code = ("import sys, keras; from keras import layers; "
+                "i = keras.Input((4, 32, 32, 3)); "
+                "o = layers.Dense(3)(layers.Flatten()(layers.Lambda(lambda x: x * 2)(i))); "
+                "keras.Model(i, o).save(sys.argv[1])")
+        r = run_python(["-c", code, model_copy / "model.keras"], model_copy, venv_env)
+        assert r.returncode == 0, r.stderr[-2000:]
+    elif damage == "clips":
+        extra = ["--clips", "-2"]
+    r = _predict(model_copy, *extra, env=venv_env)
+    assert_one_error_line(r, 2 if damage == "clips" else 1, *words)
+
+

@@ -1,0 +1,142 @@
+import numpy as np
+
+from videoclf.artifacts import read_index as load_index
+from videoclf.data.extract import extract
+from videoclf.training.inputs import make_dataset
+
+from helpers import project_params
+
+
+def _epoch(ds):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_eval_dataset_is_the_index_in_order(tiny_frames):
+    index, meta = load_index(tiny_frames)
+    ds = make_dataset(tiny_frames, index, "val", batch_size=4, training=False)
+    x, y = _epoch(ds)
+    val = index[index.split == "val"].sort_values(["shard", "row"])
+    assert x.dtype == np.uint8 and x.shape == (len(val), 4, 32, 32, 3)
+    assert list(y) == list(val.label)
+    shard = np.load(tiny_frames / val.shard.iloc[0])
+    assert np.array_equal(x, shard[val.row.to_numpy()])
+    assert np.array_equal(_epoch(ds)[0], x)
+
+
+def _epochs(ds, n):
+    x, y = _epoch(ds)
+    return [(a, b) for a, b in zip(np.split(x, n), np.split(y, n))]
+
+
+def test_training_reshuffles_flips_and_is_reproducible(tiny_frames):
+    index, _ = load_index(tiny_frames)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3, flip=True,
+                      epochs=2)
+    e1, e2 = _epochs(ds, 2)
+    heads = index[(index.split == "train") & (index["clip"] == 0)]  # one clip per video an epoch
+    n = len(heads)
+    assert e1[0].shape[0] == n and sorted(e1[1]) == sorted(heads.label)
+    assert not np.array_equal(e1[1], e2[1]) or not np.array_equal(e1[0], e2[0])
+    # Every training clip comes out as itself or mirrored, never anything else.
+    shard = np.load(tiny_frames / "train-00000.npy")
+    originals = {c.tobytes() for c in shard} | {c[:, :, ::-1].tobytes() for c in shard}
+    assert all(c.tobytes() in originals for c in e1[0])
+    flipped = sum(c.tobytes() not in {s.tobytes() for s in shard} for c in e1[0])
+    assert 0 < flipped < n
+    again = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3,
+                         flip=True, epochs=2)
+    a1, a2 = _epochs(again, 2)
+    assert np.array_equal(a1[0], e1[0]) and np.array_equal(a2[0], e2[0])
+    # An epoch depends on (seed, epoch) alone: epoch 1 on its own, as a resumed run makes it.
+    resumed = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3,
+                           flip=True, first_epoch=1, epochs=1)
+    r1 = _epoch(resumed)
+    assert np.array_equal(r1[0], e2[0]) and np.array_equal(r1[1], e2[1])
+
+
+def test_random_pick_among_k_clips(tiny_videos, tiny_manifest, tmp_path):
+    p = project_params({"frames": {"n_frames": 4, "frame_step": 4, "height": 32, "width": 32,
+                             "train_clips_per_video": 3, "workers": 1}}).frames
+    out = tmp_path / "f"
+    extract(tiny_manifest, tiny_videos, out, p, sorted(tiny_manifest["class"].unique()))
+    index, _ = load_index(out)
+    ds = make_dataset(out, index, "train", batch_size=64, training=True, seed=0, flip=False,
+                      epochs=4)
+    shard = np.load(out / "train-00000.npy")
+    row_of = {c.tobytes(): i for i, c in enumerate(shard)}
+    seen = set()
+    for x, _ in _epochs(ds, 4):
+        rows = [row_of[c.tobytes()] for c in x]
+        assert len(rows) == len(index[index.split == "train"]) // 3  # one clip per video
+        seen.update(r % 3 for r in rows)
+    assert seen == {0, 1, 2}
+
+
+def test_flip_pairs_swap_the_labels_of_mirrored_clips(tiny_frames):
+    """With mirror = [1, 0, 2], a mirrored clip of class 0 comes out labelled 1 and the other
+    way round; class 2 keeps its label; unmirrored clips keep theirs."""
+    from videoclf.training.inputs import mirror_labels
+
+    index, meta = load_index(tiny_frames)
+    classes = meta["classes"]
+    mirror, ignored = mirror_labels(classes, [[classes[0], classes[1]], ["MoveLeft", "MoveRight"]])
+    assert mirror == [1, 0, 2] and ignored == ["[MoveLeft, MoveRight]"]
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3, flip=True,
+                      mirror=mirror, epochs=3)
+    train = index[index.split == "train"]
+    shard = np.load(tiny_frames / "train-00000.npy")
+    label_of = {shard[r].tobytes(): int(lab) for r, lab in zip(train.row, train.label)}
+    swapped = kept = 0
+    for x, y in _epochs(ds, 3):
+        for clip, label in zip(x, y):
+            if clip.tobytes() in label_of:
+                assert label == label_of[clip.tobytes()]
+                kept += 1
+            else:
+                assert label == mirror[label_of[clip[:, :, ::-1].tobytes()]]
+                swapped += label != label_of[clip[:, :, ::-1].tobytes()]
+    assert kept and swapped  # both happened, and mirrored clips of classes 0 and 1 swapped
+
+
+def test_a_pair_with_one_class_missing_is_an_error():
+    import pytest
+
+    from videoclf.training.inputs import mirror_labels
+
+    with pytest.raises(ValueError, match="PanRight is not a class"):
+        mirror_labels(["PanLeft", "Still"], [["PanLeft", "PanRight"]])
+
+
+def test_color_changes_are_channel_orders_and_negatives_reproducibly(tiny_frames):
+    """With color on, every training clip comes out as one of its 12 colour variants (6
+    channel orders, each as is or negative), labels unchanged; several variants occur; the
+    same seed gives the same clips, a resumed epoch too."""
+    from itertools import permutations
+
+    index, _ = load_index(tiny_frames)
+    train = index[index.split == "train"]
+    shard = np.load(tiny_frames / "train-00000.npy")
+    variant_of = {}
+    for row, label in zip(train.row, train.label):
+        for v, order in enumerate(permutations(range(3))):
+            clip = shard[row][..., list(order)]
+            variant_of[clip.tobytes()] = (int(label), v)
+            variant_of[(255 - clip).tobytes()] = (int(label), v + 6)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=5,
+                      color=True, epochs=3)
+    seen = set()
+    for x, y in _epochs(ds, 3):
+        for clip, label in zip(x, y):
+            assert clip.tobytes() in variant_of
+            want, v = variant_of[clip.tobytes()]
+            assert label == want
+            seen.add(v)
+    assert len(seen) >= 4 and any(v >= 6 for v in seen) and any(v < 6 for v in seen)
+    again = _epochs(make_dataset(tiny_frames, index, "train", batch_size=4, training=True,
+                                 seed=5, color=True, epochs=3), 3)
+    resumed = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4, training=True,
+                                  seed=5, color=True, first_epoch=2, epochs=1))
+    first = _epochs(ds, 3)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))
+    assert np.array_equal(resumed[0], first[2][0])

@@ -1,0 +1,190 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import ROOT, project_params
+
+
+def test_trained_model_outputs(tiny_model, tiny_frames):
+    assert (tiny_model / "model.keras").is_file()
+    labels = json.loads((tiny_model / "labels.json").read_text())
+    assert labels == ["Dim", "Flicker", "PanDown"]
+    sampling = json.loads((tiny_model / "sampling.json").read_text())
+    assert sampling["height"] == 32 and sampling["n_frames"] == 4
+    info = json.loads((tiny_model / "train.json").read_text())
+    assert info["epochs_run"] == 1 and info["runtime"]
+    assert json.loads((tiny_model / "inference.json").read_text()) == {"clips_per_video": 5}
+    live = tiny_frames.parent / "live"
+    for split in ("train", "eval"):
+        for metric in ("loss", "accuracy"):
+            tsv = pd.read_csv(live / "plots" / "metrics" / split / f"{metric}.tsv", sep="\t")
+            assert list(tsv.step) == [0] and np.isfinite(tsv[metric]).all()
+    summary = json.loads((live / "metrics.json").read_text())
+    assert {"train", "eval", "best"} <= set(summary)
+
+
+@pytest.mark.slow
+def test_same_params_same_weights(tiny_frames, tiny_params, tmp_path):
+    from videoclf.training.modelio import load_model_dir
+    from videoclf.training.train import train
+
+    p = project_params({"train": {"epochs": 2, "batch_size": 4}})
+    weights = []
+    for run in ("a", "b"):
+        summary = train(tiny_frames, tmp_path / run, tmp_path / f"live-{run}", p.model,
+                        p.train, clips_per_video=1)
+        model, _ = load_model_dir(tmp_path / run)
+        weights.append(model.get_weights())
+        assert summary["epochs_run"] == 2
+    for a, b in zip(*weights):
+        assert np.array_equal(a, b)
+    for name in ("model.keras", "train.json", "labels.json", "sampling.json", "inference.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert json.loads((tmp_path / "live-a" / "metrics.json").read_text()) == \
+        json.loads((tmp_path / "live-b" / "metrics.json").read_text())
+
+
+def _cpu_only_env() -> dict:
+    """The same run on any host: GPUs hidden, so the replicas are the CPUs asked for."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_strategy_on_two_processes(tiny_frames, tmp_path):
+    """Two real worker processes on 127.0.0.1 (TF_CONFIG), one epoch with
+    MultiWorkerMirroredStrategy: both must end with the same trainable weights (gradients
+    all-reduced across the two processes)."""
+    code = textwrap.dedent(f"""
+        import hashlib, json, sys
+        from pathlib import Path
+        from videoclf.params import load
+        from videoclf.training.modelio import load_model_dir
+        from videoclf.training.train import train
+        p = load(r"{ROOT / 'params.yaml'}",
+                 {{"train": {{"epochs": 1, "batch_size": 2, "distribute": "multi_worker"}}}})
+        out = Path(sys.argv[1])
+        s = train(Path(r"{tiny_frames}"), out / "model", out / "live", p.model, p.train,
+                  clips_per_video=1)
+        model, _ = load_model_dir(out / "model")
+        # Trainable weights follow the all-reduced gradients; BatchNorm's moving statistics are
+        # each worker's own (Keras' BatchNormalization is not synchronised by default).
+        digest = hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.trainable_weights)
+                                ).hexdigest()
+        print(json.dumps({{"runtime": s["runtime"], "weights": digest}}))
+    """)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    procs = []
+    for i in range(2):
+        env = _cpu_only_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"w{i}")],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      cwd=ROOT, env=env))
+    outs = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=600)
+            errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+            assert proc.returncode == 0, "\n".join(errors)[-3000:]
+            outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert all(o["runtime"].startswith("MultiWorkerMirroredStrategy x2 ") for o in outs), outs
+    assert outs[0]["weights"] == outs[1]["weights"]
+    assert (tmp_path / "w0" / "model" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tiny_frames, tiny_videos, tmp_path):
+    """Distribution is tested for real: two logical CPU devices, one MirroredStrategy epoch."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        from pathlib import Path
+        from videoclf._tf import tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import pandas as pd
+        from videoclf.params import load
+        from videoclf.training.modelio import load_predictor
+        from videoclf.training.train import train
+        from videoclf.serve.evaluate import evaluate
+        p = load(r"{ROOT / 'params.yaml'}",
+                 {{"train": {{"epochs": 1, "batch_size": 2, "distribute": "mirrored"}}}})
+        out = Path(r"{tmp_path}")
+        s = train(Path(r"{tiny_frames}"), out / "model", out / "live", p.model, p.train,
+                  clips_per_video=1)
+        predict, info = load_predictor(out / "model")
+        videos = Path(r"{tiny_videos}")
+        m = evaluate(predict, info, pd.read_parquet(videos / "manifest.parquet"),
+                     videos, out / "metrics", p.evaluate, workers=1)
+        print(json.dumps({{"runtime": s["runtime"], "test_videos": m["test_videos"]}}))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600, cwd=ROOT, env=_cpu_only_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    # Two replicas on whatever devices this host has (two logical CPUs here, GPUs elsewhere).
+    assert out["runtime"].startswith("MirroredStrategy x2 on ")
+    assert out["test_videos"] == 6
+    assert (tmp_path / "metrics" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_params,
+                                                 tmp_path):
+    """model.init: the same network continues from the earlier weights (the first epoch starts
+    where the earlier run ended); a different class count keeps all but the classifier; a
+    different network is one clear error."""
+    from videoclf.training.modelio import load_keras
+    from videoclf.training.network import build_model
+    from videoclf.training.train import TrainError, train, warm_start
+
+    old = load_keras(tiny_model / "model.keras")
+    kind, norm = tiny_params.model.input, tiny_params.model.norm
+    same = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind, norm=norm)
+    assert "all layers)" in warm_start(same, tiny_model / "model.keras")
+    for a, b in zip(same.get_weights(), old.get_weights()):
+        assert np.array_equal(a, b)
+    five = build_model(4, 32, 32, 5, [16, 32, 64, 128], kind, norm=norm)
+    fresh_head = five.layers[-1].get_weights()
+    assert "3 -> 5 classes" in warm_start(five, tiny_model / "model.keras")
+    assert np.array_equal(five.get_weights()[0], old.get_weights()[0])
+    assert all(np.array_equal(a, b) for a, b in zip(five.layers[-1].get_weights(), fresh_head))
+    other = build_model(4, 32, 32, 3, [8, 8, 16, 16], kind, norm=norm)
+    with pytest.raises(TrainError, match="is not this network"):
+        warm_start(other, tiny_model / "model.keras")
+    other_norm = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind,
+                             norm="layer" if norm == "batch" else "batch")
+    with pytest.raises(TrainError, match="is not this network"):
+        warm_start(other_norm, tiny_model / "model.keras")
+    # Through train(): the summary records what it started from.
+    p = project_params({"train": {"epochs": 1, "batch_size": 4},
+                        "model": {"init": str(tiny_model / "model.keras")}})
+    s = train(tiny_frames, tmp_path / "m", tmp_path / "live", p.model, p.train,
+              clips_per_video=1)
+    import hashlib
+
+    assert s["init_sha256"] == hashlib.sha256((tiny_model / "model.keras").read_bytes()
+                                              ).hexdigest()
