@@ -4,6 +4,12 @@ from videoclf.artifacts import STAGING
 from videoclf.data.download import download
 from videoclf.stage import run
 
+
+def main(p, a) -> None:
+    # Mirror pairs are checked against the classes chosen here, before anything is fetched.
+    pairs = p.train.augment.flip_pairs if p.train.augment.flip else ()
+    download(p.data, a.videos, a.videos.parent / STAGING, flip_pairs=pairs)
+
+
 if __name__ == "__main__":
-    run("download", lambda p, a: download(p.data, a.videos, a.videos.parent / STAGING),
-        outputs=["videos"])
+    run("download", main, outputs=["videos"])

@@ -1,4 +1,5 @@
-"""Stage train: the (2+1)D ResNet on FRAMES; the model folder to MODEL, curves to LIVE."""
+"""Stage train: the (2+1)D ResNet on FRAMES; the model folder to MODEL, curves to LIVE, and
+the wall-clock clips/s to THROUGHPUT."""
 
 from videoclf.stage import run
 
@@ -7,8 +8,8 @@ def main(p, a) -> None:
     from videoclf.training.train import train  # TensorFlow loads after params and paths
 
     train(a.frames, a.model, a.live, p.model, p.train,
-          clips_per_video=p.evaluate.clips_per_video)
+          clips_per_video=p.evaluate.clips_per_video, throughput_file=a.throughput)
 
 
 if __name__ == "__main__":
-    run("train", main, inputs=["frames"], outputs=["model", "live"])
+    run("train", main, inputs=["frames"], outputs=["model", "live", "throughput"])

@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import yaml
 
 from videoclf import params as params_mod
@@ -56,3 +59,19 @@ def assert_one_error_line(r: subprocess.CompletedProcess, code: int, *words: str
     assert len(errors) == 1, r.stderr
     for w in words:
         assert w in errors[0], (w, errors[0])
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """``folder`` as a file system of ``size`` (``"2m"``): a full disk for real. Mounting
+    needs root, as CI runs; elsewhere the test is skipped."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                       str(folder)]).returncode:
+        pytest.skip("this machine does not let root mount a tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

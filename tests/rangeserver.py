@@ -6,7 +6,9 @@ without an answer) or answer them with an error status; cut the body of its firs
 answers half-way (``cut_bodies``), or of its first N central-directory reads (``cut_tail``);
 stall half-way for a while (``stall_bodies``, ``stall_s``); or trickle its first N ranged
 answers (``trickle_bodies``): ``trickle_bytes`` bytes one at a time, ``trickle_s`` apart, then
-close.
+close. ``dead_data`` makes it answer the central directory but never a member's bytes: every
+other ranged request gets that status (with ``Retry-After: retry_after`` if given), or, with
+``"stall"``, headers and then nothing for ``stall_s``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ class RangeServer:
     def __init__(self, path: Path, drop_first: int = 0, fail_first_with: int | None = None,
                  cut_bodies: int = 0, cut_tail: int = 0, stall_bodies: int = 0,
                  stall_s: float = 0.0, trickle_bodies: int = 0, trickle_bytes: int = 0,
-                 trickle_s: float = 0.0):
+                 trickle_s: float = 0.0, dead_data: int | str | None = None,
+                 retry_after: int | None = None):
+        self.dead_data, self.retry_after = dead_data, retry_after
+        self.requests_dead = 0
         self.data = Path(path).read_bytes()
         self.cut_bodies, self.cut_tail = cut_bodies, cut_tail
         self.stall_bodies, self.stall_s = stall_bodies, stall_s
@@ -57,6 +62,20 @@ class RangeServer:
                     return True
                 return False
 
+            def _dead(self) -> None:
+                with server._lock:
+                    server.requests_dead += 1
+                if server.dead_data == "stall":
+                    time.sleep(server.stall_s)
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.send_response(int(server.dead_data))
+                if server.retry_after is not None:
+                    self.send_header("Retry-After", str(server.retry_after))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_HEAD(self):
                 if self._misbehave():
                     return
@@ -77,6 +96,9 @@ class RangeServer:
                 data = server.data if self.path == "/archive.zip" else b"<html>hello</html>" * 10
                 size = len(data)
                 m = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+                if m and m[1] and m[2] and int(m[2]) < size - 1 and server.dead_data is not None:
+                    self._dead()  # a member's bytes: never
+                    return
                 if not m:
                     start, end = 0, size - 1
                     self.send_response(200)

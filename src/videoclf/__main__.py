@@ -16,8 +16,14 @@ class _NoVideo(VideoclfError):
     pass
 
 
-def _at_least(lo: int):
-    """An argparse type: a whole number >= ``lo``, else one usage line naming the flag."""
+# Clips per video are held in memory together (8x64x64 RGB: 98 KB a clip; 224x224: 1.2 MB):
+# 256 covers any sensible test-time sampling and stays far inside memory.
+MAX_CLIPS = 256
+
+
+def _at_least(lo: int, hi: int | None = None):
+    """An argparse type: a whole number >= ``lo`` (and <= ``hi``), else one usage line naming
+    the flag."""
     def parse(text: str) -> int:
         try:
             n = int(text)
@@ -25,6 +31,8 @@ def _at_least(lo: int):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if n < lo:
             raise argparse.ArgumentTypeError(f"must be at least {lo}, got {n}")
+        if hi is not None and n > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi}, got {n}")
         return n
 
     return parse
@@ -55,7 +63,7 @@ def predict_main(argv: list[str]) -> int:
                          "an exported model.onnx (run with onnxruntime, no TensorFlow needed)")
     ap.add_argument("--top-k", type=_at_least(1), default=5)
     ap.add_argument("--json", action="store_true", help="one JSON object per line and video")
-    ap.add_argument("--clips", type=_at_least(1), default=None,
+    ap.add_argument("--clips", type=_at_least(1, MAX_CLIPS), default=None,
                     help="clips per video (default: the model folder's inference.json, i.e. "
                          "evaluate.clips_per_video when it was trained)")
     ap.add_argument("--workers", type=_at_least(0), default=0,
@@ -86,7 +94,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     videos = _expand(args.paths)
     # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
-    read_model_info(args.model.parent if args.model.suffix == ".onnx" else args.model)
+    read_model_info(args.model.parent if args.model.suffix.lower() == ".onnx" else args.model)
 
     from .serve.inference import score_videos, top_k, video_probs
     from .training.modelio import load_predictor

@@ -9,6 +9,7 @@ No TensorFlow here: plots and ``predict --help`` read the model folder's JSON wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 
 from .errors import VideoclfError
 from .outputs import write_json
-from .video import Sampling
+from .video import SHORT_VIDEO, Sampling
 
 # predict's default; equals dvc.yaml's vars paths.model (tested).
 DEFAULT_MODEL_DIR = Path("data/model")
@@ -114,10 +115,43 @@ def read_manifest(videos_dir: Path) -> pd.DataFrame:
     return _parquet(Path(videos_dir) / MANIFEST, MANIFEST_COLUMNS, "written by the download stage")
 
 
+def _names(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(x, str) for x in value)
+
+
 def read_classes(videos_dir: Path) -> list[str]:
     """The selected classes, in label order, as the download stage chose them."""
-    report = _json(Path(videos_dir) / VIDEOS_REPORT, "written by the download stage")
+    where = Path(videos_dir) / VIDEOS_REPORT
+    report = _json(where, "written by the download stage")
+    if not isinstance(report, dict) or not _names(report.get("classes")):
+        raise ArtifactError(f"{where}: no list of classes in it; not the download stage's "
+                            "report (rerun download)")
     return list(report["classes"])
+
+
+def read_predictions(metrics_dir: Path) -> list[dict]:
+    """evaluate's per-video predictions (``eval/predictions.json``), checked."""
+    where = Path(metrics_dir) / EVAL_DIR / PREDICTIONS
+    rows = _json(where, "written by the evaluate stage")
+    keys = ("video", "actual", "predicted")
+    if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), str) for k in keys) for r in rows):
+        raise ArtifactError(f"{where}: expected a list of {{video, actual, predicted}}; not the "
+                            "evaluate stage's (rerun evaluate)")
+    return rows
+
+
+def read_per_class(metrics_dir: Path) -> dict[str, dict]:
+    """evaluate's per-class precision, recall, F1 and support (``per_class.json``), checked."""
+    where = Path(metrics_dir) / PER_CLASS
+    table = _json(where, "written by the evaluate stage")
+    keys = ("precision", "recall", "f1")
+    if not isinstance(table, dict) or not table or not all(
+            isinstance(v, dict) and all(isinstance(v.get(k), (int, float)) for k in keys)
+            for v in table.values()):
+        raise ArtifactError(f"{where}: expected {{class: {{precision, recall, f1}}}}; not the "
+                            "evaluate stage's (rerun evaluate)")
+    return table
 
 
 def read_index(frames_dir: Path) -> tuple[pd.DataFrame, dict]:
@@ -131,6 +165,11 @@ def read_index(frames_dir: Path) -> tuple[pd.DataFrame, dict]:
     index = _parquet(frames_dir / INDEX, INDEX_COLUMNS, "written by the extract stage")
     meta = _json(frames_dir / FRAMES_META, "written by the extract stage")
     where = frames_dir / INDEX
+    if not (isinstance(meta, dict) and isinstance(meta.get("classes"), list)
+            and isinstance(meta.get("train_clips_per_video"), int)
+            and isinstance(meta.get("sampling"), dict)):
+        raise ArtifactError(f"{frames_dir / FRAMES_META}: not the extract stage's (rerun extract)")
+    _sampling(frames_dir / FRAMES_META, meta["sampling"])
     classes = meta["classes"]
     if classes:
         wrong = index[index["label"] != index["class"].map({c: i for i, c in enumerate(classes)})]
@@ -149,38 +188,81 @@ def read_index(frames_dir: Path) -> tuple[pd.DataFrame, dict]:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What inference needs beside the weights: class names, clip sampling, clips per video."""
+    """What inference needs beside the weights: class names, clip sampling, clips per video,
+    and the id of the run that wrote them (``""`` for a folder written before run ids).
+
+    The run id ties a model folder's files together: ``sampling.json`` and ``inference.json``
+    carry it, ``inference.json`` also the SHA-256 of ``labels.json``, and the model's own
+    metadata (``model.keras``, ``model.onnx``) carries it too, so files mixed from two runs
+    are refused even when their shapes agree.
+    """
 
     labels: list[str]
     sampling: Sampling
     clips_per_video: int
+    run: str = ""
+
+
+def run_id(info: ModelInfo, weights: bytes) -> str:
+    """A deterministic id of one trained model: its weights and what inference reads."""
+    h = hashlib.sha256(weights)
+    h.update(json.dumps([info.labels, info.sampling.to_dict(), info.clips_per_video]).encode())
+    return h.hexdigest()[:16]
+
+
+def _labels_hash(labels: list[str]) -> str:
+    """Of the list, not of the file's bytes: a file re-indented by hand still matches."""
+    return hashlib.sha256(json.dumps(labels).encode()).hexdigest()
 
 
 def write_model_info(model_dir: Path, info: ModelInfo) -> None:
     write_json(Path(model_dir) / LABELS, info.labels)
-    write_json(Path(model_dir) / SAMPLING, info.sampling.to_dict())
-    write_json(Path(model_dir) / INFERENCE, {"clips_per_video": info.clips_per_video})
+    write_json(Path(model_dir) / SAMPLING, {**info.sampling.to_dict(), "run": info.run})
+    write_json(Path(model_dir) / INFERENCE, {
+        "clips_per_video": info.clips_per_video, "run": info.run,
+        "labels_sha256": _labels_hash(info.labels)})
+
+
+def _sampling(where: Path, raw: object) -> Sampling:
+    need = {"n_frames", "frame_step", "height", "width", "short_video"}
+    if not isinstance(raw, dict) or set(raw) - {"run"} != need:
+        raise ArtifactError(f"{where}: expected the keys {', '.join(sorted(need))}")
+    for key in ("n_frames", "frame_step", "height", "width"):
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ArtifactError(f"{where}: {key} must be a whole number >= 1, got {v!r}")
+    if raw["short_video"] not in SHORT_VIDEO:
+        raise ArtifactError(f"{where}: short_video must be one of {', '.join(SHORT_VIDEO)}")
+    return Sampling(**{k: raw[k] for k in need})
 
 
 def read_model_info(model_dir: Path) -> ModelInfo:
-    """The JSON files of a model folder, checked (no TensorFlow)."""
+    """The JSON files of a model folder, checked against each other (no TensorFlow)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ArtifactError(f"{model_dir}: no such model folder (run `dvc repro`, or pass "
                             "--model DIR)")
     what = "a model folder holds model.keras, labels.json, sampling.json and inference.json"
     labels = _json(model_dir / LABELS, what)
-    sampling = _json(model_dir / SAMPLING, what)
+    sampling_raw = _json(model_dir / SAMPLING, what)
     inference = _json(model_dir / INFERENCE, what)
-    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+    if not _names(labels):
         raise ArtifactError(f"{model_dir / LABELS}: expected a list of class names")
-    need = {"n_frames", "frame_step", "height", "width", "short_video"}
-    if not isinstance(sampling, dict) or set(sampling) != need:
-        raise ArtifactError(f"{model_dir / SAMPLING}: expected the keys {', '.join(sorted(need))}")
+    sampling = _sampling(model_dir / SAMPLING, sampling_raw)
     k = inference.get("clips_per_video") if isinstance(inference, dict) else None
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ArtifactError(f"{model_dir / INFERENCE}: expected clips_per_video >= 1")
-    return ModelInfo(labels, Sampling(**sampling), k)
+    runs = {SAMPLING: sampling_raw.get("run", ""), INFERENCE: inference.get("run", "")}
+    if len(set(runs.values())) > 1:
+        raise ArtifactError(f"{model_dir}: {SAMPLING} and {INFERENCE} come from different "
+                            "training runs (their run ids differ); copy the whole folder of one "
+                            "run")
+    want = inference.get("labels_sha256")
+    if want and _labels_hash(labels) != want:
+        raise ArtifactError(f"{model_dir / LABELS}: not the labels this model was trained with "
+                            f"(its hash differs from the one in {INFERENCE}); the files come "
+                            "from different runs")
+    return ModelInfo(labels, sampling, k, str(runs[INFERENCE]))
 
 
 def read_train_info(model_dir: Path) -> dict:

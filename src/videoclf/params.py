@@ -143,6 +143,7 @@ class DataParams:
     layout: str = _key(_choice(*LAYOUTS))
     min_decodable: float = _key(_float(0.0, 1.0))
     max_member_mb: int = _key(_int(1, 1 << 20))
+    max_total_mb: int = _key(_int(1, 1 << 30))
     stall_seconds: int = _key(_int(1, 3600))
     seed: int = _key(_int(0))
 
@@ -192,7 +193,7 @@ class TrainParams:
     batch_size: int = _key(_int(1, 4096))
     learning_rate: float = _key(_float(0.0, 1.0))
     lr_schedule: str = _key(_choice(*LR_SCHEDULES))
-    seed: int = _key(_int(0))
+    seed: int = _key(_int(0, 2**32 - 1))  # TensorFlow's and NumPy's global seeds are 32-bit
     augment: AugmentParams = _nested()
     mixed_precision: bool | str = _key(_choice("auto", True, False))
     jit_compile: bool | str = _key(_choice("auto", True, False))
@@ -294,15 +295,40 @@ def override(base: dict, changes: dict) -> dict:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last,
+    so the first would be silently ignored)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (PyYAML's message spans several)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return f"{where}{problem}"
+
+
 def load(path: str | Path = "params.yaml", changes: dict | None = None) -> Params:
     """Read a params file, apply ``changes`` (tests and benchmarks), and validate."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+        raise ParamsError(f"{path}: not valid YAML: {_yaml_error(e)}") from None
     except OSError as e:
         raise ParamsError(f"{path}: cannot read: {e.strerror}") from None
     if changes:

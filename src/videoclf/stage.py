@@ -24,8 +24,11 @@ log = logging.getLogger("videoclf")
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
-    for noisy in ("absl", "tensorflow", "urllib3", "matplotlib", "h5py"):
+    for noisy in ("absl", "tensorflow", "matplotlib", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 warns on every retry ("Retrying (Retry(total=4...)) after connection broken");
+    # the download stage reports what its retries came to, once per member.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def os_error_line(e: OSError) -> str:
@@ -35,9 +38,10 @@ def os_error_line(e: OSError) -> str:
     return f"{what}: {where}" if where else str(e) or what
 
 
-def unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be (re)written, or None. Outputs are staged beside ``path`` and
-    renamed, so its parent folder (the nearest one that exists) must be writable."""
+def unwritable(path: Path, folder: bool = True) -> str | None:
+    """Why ``path`` (a folder, or a file with ``folder=False``) cannot be (re)written, or
+    None. Outputs are staged beside ``path`` and renamed, so its parent folder (the nearest
+    one that exists) must be writable."""
     path = Path(path)
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
@@ -46,9 +50,11 @@ def unwritable(path: Path) -> str | None:
         return f"{parent} is not a folder"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot write in {parent} (permission denied)"
-    if path.exists() and not path.is_dir():
+    if folder and path.exists() and not path.is_dir():
         return f"{path} exists and is not a folder"
-    if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+    if not folder and path.is_dir():
+        return f"{path} is a folder where a file is written"
+    if path.exists() and not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
         return f"cannot replace {path} (permission denied)"
     return None
 
@@ -57,7 +63,8 @@ def run(name: str, body: Callable[[Params, argparse.Namespace], object], *,
         inputs: Sequence[str] = (), outputs: Sequence[str] = (),
         params_file: str | Path = "params.yaml", argv: Sequence[str] | None = None) -> None:
     """Run one stage: ``stages/<name>.py INPUT... OUTPUT...`` (paths in that order, as named),
-    then ``body(params, args)`` with each path as ``args.<name>``."""
+    then ``body(params, args)`` with each path as ``args.<name>``. Outputs are folders, but
+    for a name with a suffix (``throughput.json``): a file."""
     ap = argparse.ArgumentParser(prog=f"stages/{name}.py",
                                  description=f"The {name} stage (run it with `dvc repro`).")
     for arg in (*inputs, *outputs):
@@ -70,7 +77,8 @@ def run(name: str, body: Callable[[Params, argparse.Namespace], object], *,
         log.error("%s: bad params: %s", name, e)
         sys.exit(2)
     for arg in outputs:
-        why = unwritable(getattr(args, arg))
+        path = getattr(args, arg)
+        why = unwritable(path, folder=not path.suffix)
         if why:
             log.error("%s: error: %s", name, why)
             sys.exit(1)
@@ -84,6 +92,10 @@ def run(name: str, body: Callable[[Params, argparse.Namespace], object], *,
         log.error("%s: error: %s", name, os_error_line(e))
         sys.exit(1)
     except KeyboardInterrupt:
-        log.error("%s: interrupted; its outputs were not replaced", name)
+        # Under `dvc repro` the old outputs were removed before the stage started (DVC does
+        # that); outside DVC they are left as they were.
+        log.error("%s: interrupted; no new output was written (under dvc repro, the old "
+                  "outputs were removed before the stage ran: `dvc checkout` restores them)",
+                  name)
         sys.exit(130)
     log.info("%s: done in %.1f s", name, time.perf_counter() - t0)

@@ -108,7 +108,9 @@ def letterbox_geometry(h: int, w: int, out_h: int, out_w: int) -> tuple[int, int
     """(resized_h, resized_w, pad_top, pad_left) exactly as ``tf.image.resize_with_pad``."""
     ratio = max(w / out_w, h / out_h)
     rh, rw = h / ratio, w / ratio
-    return (int(math.floor(rh)), int(math.floor(rw)),
+    # At least one row and column: a 16x2000 video letterboxed to 64x64 keeps a 1-pixel strip
+    # (TensorFlow's arithmetic gives 0, which no resize can make).
+    return (max(1, int(math.floor(rh))), max(1, int(math.floor(rw))),
             max(0, int(math.floor((out_h - rh) / 2))), max(0, int(math.floor((out_w - rw) / 2))))
 
 

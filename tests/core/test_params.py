@@ -135,3 +135,21 @@ def test_choices_come_from_the_modules_that_own_them():
             assert getattr(project_params({block: {key: c}}), block).__getattribute__(key) == c
         with pytest.raises(ParamsError, match=f"{block}.{key}: must be one of"):
             project_params({block: {key: "no-such-choice"}})
+
+
+def test_train_seed_fits_the_32_bits_tensorflow_takes():
+    assert project_params({"train": {"seed": 2**32 - 1}}).train.seed == 2**32 - 1
+    with pytest.raises(ParamsError, match="train.seed: must be <= 4294967295"):
+        project_params({"train": {"seed": 2**32}})
+
+
+@pytest.mark.parametrize("text, words", [
+    (b"data:\n  seed: 1\n  seed: 2\n", "line 3, column 3: key 'seed' is given twice"),
+    (b"data: [\n  x: 1\n", "not valid YAML: line 3, column 1: expected ',' or ']'"),
+    (b"data:\n  url: caf\xe9\n", "not UTF-8 text"),
+])
+def test_a_broken_params_file_is_one_line_naming_the_problem(tmp_path, text, words):
+    (tmp_path / "params.yaml").write_bytes(text)
+    with pytest.raises(ParamsError) as e:
+        load(tmp_path / "params.yaml")
+    assert words in str(e.value) and "\n" not in str(e.value)

@@ -18,7 +18,7 @@ import yaml
 from videoclf.artifacts import DEFAULT_MODEL_DIR
 from videoclf.closure import closure, module_closure
 
-from helpers import ROOT, assert_one_error_line, run_python, write_project
+from helpers import ROOT, assert_one_error_line, run_python, tmpfs, write_project
 
 STAGES = ("download", "extract", "train", "evaluate", "plot", "export")
 
@@ -114,8 +114,8 @@ def test_download_extract_plot_and_predict_help_run_without_tensorflow(
     # a params check fails fast, without TensorFlow
     (tmp_path / "bad").mkdir()
     bad = write_project(tmp_path / "bad", {"train": {"epochs": 0}})
-    r = run_python([ROOT / "stages" / "train.py", "data/frames", "data/model", "metrics/train"],
-                   bad, no_tf)
+    r = run_python([ROOT / "stages" / "train.py", "data/frames", "data/model", "metrics/train",
+                    "metrics/train_throughput.json"], bad, no_tf)
     assert r.returncode == 2 and "train.epochs: must be >= 1" in r.stderr
     assert "Traceback" not in r.stderr
 
@@ -157,6 +157,43 @@ def test_a_stage_interrupted_with_ctrl_c_says_so_and_leaves_no_output(tmp_path, 
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
-    assert stderr.strip().splitlines()[-1] == "download: interrupted; its outputs were not replaced"
+    assert stderr.strip().splitlines()[-1].startswith(
+        "download: interrupted; no new output was written (under dvc repro, the old outputs")
     assert not (p / "data" / "videos").exists()
     assert not list((p / "data").glob(".videos.tmp*"))
+
+
+def test_a_full_disk_while_generating_is_one_line_and_a_rerun_with_space_is_whole(tmp_path,
+                                                                                venv_env):
+    """OpenCV's writer says nothing when the disk fills: the stage says it (ENOSPC, one line,
+    not retried), leaves no staged clip to poison the rerun, and the rerun on a disk with
+    room gives every clip whole (each decodes to the frames it was generated with)."""
+    p = write_project(tmp_path)
+    with tmpfs(p / "data", "3m") as data:
+        t0 = time.perf_counter()
+        r = run_python([ROOT / "stages" / "download.py", "data/videos"], p, venv_env)
+        assert_one_error_line(r, 1, "No space left on device")
+        assert time.perf_counter() - t0 < 120
+        assert not [f for f in data.rglob("*") if f.is_file()], "a staged clip was left"
+        subprocess.run(["mount", "-o", "remount,size=64m", str(data)], check=True)
+        r = run_python([ROOT / "stages" / "download.py", "data/videos"], p, venv_env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        report = json.loads((data / "videos" / "report.json").read_text())
+        assert report["skipped"] == [] and sum(sum(c.values()) for c in
+                                               report["counts"].values()) == 24
+
+
+def test_library_warnings_do_not_reach_the_stage_output():
+    """urllib3 warns on every retry; FFmpeg and OpenCV log from C: the stages keep to their
+    own lines (one per problem) unless asked (VIDEOCLF_FFMPEG_LOG=1)."""
+    import logging
+
+    from videoclf.stage import setup_logging
+
+    setup_logging()
+    assert logging.getLogger("urllib3").getEffectiveLevel() == logging.ERROR
+    code = "import os, videoclf; print(os.environ['OPENCV_FFMPEG_LOGLEVEL'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items()
+                            if k not in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL")})
+    assert r.stdout.strip() == "-8", r.stderr

@@ -116,3 +116,20 @@ def test_seeking_gives_the_frames_a_full_decode_gives(tmp_path):
     for start in (0, 1, 13, 40, len(frames) - s.need):
         clips = read_clips(path, lambda n, st=start: [st], s).array
         assert np.array_equal(clips[0], np.stack([frames[start + 7 * j] for j in range(6)]))
+
+
+def test_a_video_far_wider_than_tall_is_letterboxed_to_a_strip(tmp_path):
+    """16x2000: TensorFlow's geometry rounds its height to 0 pixels, which no resize makes
+    (extract once failed on it without a reason); it keeps a one-pixel strip."""
+    import cv2
+
+    path = tmp_path / "strip.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (2000, 16))
+    for i in range(12):
+        w.write(np.full((16, 2000, 3), 20 * i, np.uint8))
+    w.release()
+    s = Sampling(4, 2, 64, 64)
+    clips = read_clips(path, lambda n: eval_starts(n, 1, s), s)
+    assert clips.array.shape == (1, 4, 64, 64, 3)
+    rows = np.flatnonzero(clips.array[0].any(axis=(0, 2, 3)))
+    assert list(rows) == [31]  # one row of picture, centred; the rest is padding

@@ -4,7 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videoclf.data import builtin
+from videoclf.data import builtin, styles
 
 
 def _md5(p: Path) -> str:
@@ -13,7 +13,7 @@ def _md5(p: Path) -> str:
 
 def test_listing_is_ucf101_shaped():
     names = builtin.member_names(42)
-    assert len(builtin.CLASSES) == 10 and list(builtin.CLASSES) == sorted(builtin.CLASSES)
+    assert len(styles.CLASSES) == 10 and list(styles.CLASSES) == sorted(styles.CLASSES)
     groups = {n.split("_")[2] for n in names}
     assert groups == {f"g{g:02d}" for g in range(1, 26)}
     per_group = {}
@@ -54,7 +54,7 @@ def test_group_shares_a_scene_and_groups_differ():
 def test_classes_differ_by_motion_not_by_frame_statistics():
     """Frame-level brightness overlaps across classes; frame-to-frame change separates them."""
     mean, change = {}, {}
-    for cls in builtin.CLASSES:
+    for cls in styles.CLASSES:
         clips = [builtin.render_clip(f"UCF101/v_{cls}_g{g:02d}_c01.avi", 42)[:40:5]
                  for g in (1, 2, 3)]
         frames = np.concatenate(clips).astype(np.float32)
@@ -64,7 +64,7 @@ def test_classes_differ_by_motion_not_by_frame_statistics():
     overall = np.mean(list(mean.values()))
     assert all(0.7 * overall < m < 1.3 * overall for m in mean.values()), mean
     assert change["Still"] < 1.0
-    for cls in builtin.CLASSES:
+    for cls in styles.CLASSES:
         if cls != "Still":
             assert change[cls] > 3 * change["Still"] + 1, (cls, change)
 
@@ -77,13 +77,13 @@ def _dx(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_every_style_lists_ten_classes_and_names_its_mirror_pairs():
-    for style, classes in builtin.STYLES.items():
+    for style, classes in styles.STYLES.items():
         assert len(classes) == 10 and list(classes) == sorted(classes), style
         names = builtin.member_names(42, style)
         assert {n.split("_")[1] for n in names} == set(classes)
-        for a, b in builtin.MIRROR_PAIRS[style]:
+        for a, b in styles.MIRROR_PAIRS[style]:
             assert a in classes and b in classes
-    assert builtin.MIRROR_PAIRS["scene"] == []  # today's set is flip-invariant
+    assert styles.MIRROR_PAIRS["scene"] == []  # today's set is flip-invariant
     assert builtin.member_names(42, "scene") == builtin.member_names(42)
 
 

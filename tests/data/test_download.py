@@ -1,7 +1,9 @@
 """The download stage against real zips: local, file://, and HTTP range requests on 127.0.0.1."""
 
 import dataclasses
+import errno
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -9,15 +11,15 @@ import cv2
 import pandas as pd
 import pytest
 
-from videoclf.data import builtin, retry, sources
+from videoclf.data import builtin, retry, sources, styles
 from videoclf.data.download import download
 from videoclf.data.splits import DatasetError, parse_members
 from videoclf.params import DataParams
 
-from helpers import project_params
+from helpers import project_params, tmpfs
 from rangeserver import RangeServer
 
-CLASSES = builtin.CLASSES  # 10 classes
+CLASSES = styles.CLASSES  # 10 classes
 PER_CLASS = {"train": 4, "val": 2, "test": 2}  # = every clip of a class: 4 groups x 2 clips
 FIRST = CLASSES[0]  # the class that carries the bad members; always selected
 BROKEN = {f"UCF101/v_{FIRST}_g01_c02.avi": "empty", f"UCF101/v_{FIRST}_g02_c02.avi": "text"}
@@ -317,3 +319,80 @@ def test_oversize_and_inflating_members_are_refused(tmp_path, remote):
     assert "declares 3 MB, over data.max_member_mb (2)" in reasons["UCF101/v_B_g01_c01.avi"]
     assert all(f.stat().st_size <= 1 << 20 for f in staging.rglob("*"))  # the disk stayed clean
     assert not list(staging.rglob("*.part"))
+
+
+def test_a_selection_over_the_total_cap_is_refused_before_any_fetch(archive, tmp_path):
+    with pytest.raises(DatasetError, match=r"declare \d+ MB, over data.max_total_mb \(1\)"):
+        download(_data(str(archive), 5, max_total_mb=1), tmp_path / "videos", tmp_path / "s")
+    assert not (tmp_path / "videos").exists() and not list((tmp_path / "s").rglob("*.avi"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB file system."""
+    with tmpfs(tmp_path / "disk", "2m") as mnt:
+        yield mnt
+
+
+def test_a_selection_larger_than_the_free_space_is_refused_before_any_fetch(archive,
+                                                                           small_disk):
+    with pytest.raises(DatasetError, match=r"declare \d+ MB, and \d+ MB are free under"):
+        download(_data(str(archive), 5), small_disk / "videos", small_disk / "s")
+    assert list(small_disk.iterdir()) == []
+
+
+def test_a_disk_that_fills_during_the_fetch_leaves_nothing_behind(archive, small_disk,
+                                                                  monkeypatch):
+    """The declared total fits the margin-free check, the disk fills anyway: one OSError
+    (ENOSPC, not retried), and staging is cleaned, not left holding what it fetched."""
+    from videoclf.data import download as download_module
+
+    monkeypatch.setattr(download_module, "SPACE_MARGIN_BYTES", -(64 * 2**20))
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 200 * 1024))
+    with pytest.raises(OSError) as e:
+        download(_data(str(archive), 5), small_disk / "videos", small_disk / "s")
+    assert e.value.errno == errno.ENOSPC
+    assert not (small_disk / "videos").exists()
+    assert not [p for p in (small_disk / "s").rglob("*") if p.is_file()]  # staging cleaned
+
+
+def test_mirror_pairs_are_checked_against_the_classes_download_selects(tmp_path):
+    """camera with 3 classes holds PanLeft but not PanRight: said by download, before any
+    clip is generated, not by train after download and extract ran."""
+    data = project_params({"data": {"builtin_style": "camera", "num_classes": 3}}).data
+    pairs = project_params().train.augment.flip_pairs
+    with pytest.raises(DatasetError, match=r"\[PanLeft, PanRight\]: PanRight is not among the "
+                                           "3 classes selected"):
+        download(data, tmp_path / "videos", tmp_path / "s", flip_pairs=pairs)
+    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").rglob("*.avi"))
+
+
+def test_a_short_staged_clip_is_never_taken_as_whole(tiny_params, tmp_path):
+    """A built-in clip left short in staging (a full disk under OpenCV's silent writer) is
+    found by its frame count, removed, and reported; the rerun generates it again, whole."""
+    data = tiny_params.data
+    staging = tmp_path / "s" / sources.staging_key(data)
+    staging.mkdir(parents=True)
+    member = sorted(download_members(data))[0]
+    short = staging / sources.staged_name(member)
+    w = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"XVID"), 25, (320, 240))
+    for f in builtin.render_clip(member, data.seed)[:20]:  # 20 of its frames
+        w.write(f)
+    w.release()
+    with pytest.raises(DatasetError, match=rf"{member}: decodes 20 of the \d+ frames"):
+        download(data, tmp_path / "videos", tmp_path / "s")
+    assert not short.exists()
+    m = download(data, tmp_path / "videos", tmp_path / "s")
+    assert member in set(m.member)
+    assert int(m.frames[m.member == member].iloc[0]) == builtin.frame_count(member, data.seed)
+
+
+def download_members(data) -> set[str]:
+    from videoclf.data.splits import parse_members, select_classes, split_videos
+
+    listing = parse_members(builtin.member_names(data.seed, data.builtin_style), data.layout)
+    classes = select_classes(listing.videos, data.num_classes)
+    splits = split_videos(listing.videos, classes, dataclasses.asdict(data.per_class),
+                          data.split_by, data.seed)
+    return {v.member for s in splits.values() for v in s}

@@ -97,3 +97,20 @@ def test_fails_when_a_class_has_no_clip_left(tiny_videos, tiny_manifest, tmp_pat
         _run(tiny_manifest, videos, tmp_path / "f", n_frames=4, frame_step=4, height=32,
              width=32, workers=1)
     assert not (tmp_path / "f").exists()  # no half-written output left behind
+
+
+def test_a_foreign_report_or_meta_is_one_line(tiny_videos, tiny_frames, tmp_path):
+    from videoclf.artifacts import ArtifactError, read_classes, read_index
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "report.json").write_text('{"skipped": []}')  # a report of another tool
+    with pytest.raises(ArtifactError, match="report.json: no list of classes"):
+        read_classes(videos)
+    frames = tmp_path / "frames"
+    shutil.copytree(tiny_frames, frames)
+    meta = json.loads((frames / "meta.json").read_text())
+    meta["sampling"]["frame_step"] = "15"
+    (frames / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="frame_step must be a whole number"):
+        read_index(frames)

@@ -151,3 +151,32 @@ def test_groups_csv_is_checked():
         read_groups_csv("file,actor\nJump/a.mp4,7\n")
     with pytest.raises(DatasetError, match="line 2"):
         read_groups_csv("video,group\nJump/a.mp4\n")
+
+
+def test_enough_clips_in_few_large_groups_give_every_split_a_group():
+    """60 clips in 3 groups of 20 against 30/10/10: each split gets one whole group (train
+    once took two, and test none)."""
+    videos, _ = _videos(_archive(classes=("A",), groups=3, clips=20))
+    for seed in range(5):
+        out = split_videos(videos, ["A"], {"train": 30, "val": 10, "test": 10}, "group", seed)
+        groups = {s: {v.group for v in out[s]} for s in out}
+        assert all(len(g) == 1 for g in groups.values()), groups
+        assert len(set.union(*groups.values())) == 3
+        assert [len(out[s]) for s in ("train", "val", "test")] == [20, 10, 10]
+    # Many groups: the fill is as it always was (train takes what it needs first).
+    many, _ = _videos(_archive(groups=25, clips=5))
+    out = split_videos(many, ["A"], {"train": 30, "val": 10, "test": 10}, "group", 0)
+    assert [len(out[s]) for s in ("train", "val", "test")] == [30, 10, 10]
+
+
+def test_a_member_named_with_backslashes_is_stored_by_its_file_name():
+    v = Video("UCF101\\Archery\\v_Archery_g08_c01.avi", "Archery", "g08", 1)
+    assert v.filename == "v_Archery_g08_c01.avi"
+    videos, _ = _videos(["UCF101\\v_Archery_g08_c01.avi", "UCF101\\v_Archery_g09_c01.avi"])
+    assert {v.filename for v in videos} == {"v_Archery_g08_c01.avi", "v_Archery_g09_c01.avi"}
+
+
+def test_a_groups_csv_csv_cannot_parse_is_one_line():
+    big = "video,group\nJump/a.mp4," + "x" * (200 * 1024) + "\n"  # over csv's field limit
+    with pytest.raises(DatasetError, match=r"groups.csv: line \d+: not CSV"):
+        read_groups_csv(big)

@@ -1,5 +1,6 @@
 
 import matplotlib.image as mpimg
+import pytest
 
 from videoclf.artifacts import read_model_info
 from videoclf.report.plot import make_plots, read_history
@@ -53,3 +54,34 @@ def test_examples_show_the_chosen_clips_misclassified_first(tiny_model, tiny_vid
     # One strip per video: n_frames frames of twice the model's width side by side.
     assert img.shape[1] >= sampling.n_frames * sampling.width * 2 * 0.95
     assert img.shape[0] >= 6 * sampling.height * 2 * 0.9
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("eval/predictions.json", '{"not": "a list"}', "predictions.json: expected a list"),
+    ("eval/predictions.json", '[{"video": 1}]', "predictions.json: expected a list"),
+    ("per_class.json", '["a"]', "per_class.json: expected {class"),
+])
+def test_a_foreign_metrics_file_is_one_line(tiny_model, tiny_frames, tiny_videos, tmp_path,
+                                            name, text, words):
+    from videoclf.artifacts import ArtifactError
+
+    metrics = tmp_path / "metrics"
+    (metrics / "eval").mkdir(parents=True)
+    (metrics / "eval" / "predictions.json").write_text('[{"video": "v", "actual": "Dim", '
+                                                       '"predicted": "Dim"}]')
+    (metrics / "per_class.json").write_text('{"Dim": {"precision": 1, "recall": 1, "f1": 1}}')
+    (metrics / name).write_text(text)
+    with pytest.raises(ArtifactError, match=words.replace("{", r"\{")):
+        make_plots(tiny_frames.parent / "live", metrics, tiny_model, tmp_path / "plots",
+                   tiny_videos)
+
+
+def test_the_committed_offline_page_is_what_the_pinned_package_gives():
+    """.dvc/plots/offline.html is in git (so `dvc plots show` works on any checkout); it must
+    stay what `python -m videoclf.report.offline_page` writes."""
+    from videoclf.report.offline_page import page
+
+    from helpers import ROOT
+
+    committed = (ROOT / ".dvc" / "plots" / "offline.html").read_text()
+    assert committed == page() and "{plot_divs}" in committed

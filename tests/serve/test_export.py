@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -79,3 +80,28 @@ def test_predict_with_onnx_runs_without_tensorflow(exported, tiny_model, tmp_pat
     a, b = (json.loads(r.stdout.strip().splitlines()[-1])["top_k"] for r in (onnx, keras_run))
     assert [x["label"] for x in a] == [x["label"] for x in b]
     assert max(abs(x["probability"] - y["probability"]) for x, y in zip(a, b)) < 1e-4
+
+
+def test_the_onnx_file_carries_the_run_id_and_any_case_of_its_suffix_works(exported,
+                                                                          tmp_path):
+    """ONNX beside JSON files of another run is refused; MODEL.ONNX is an ONNX file too."""
+    import onnx
+
+    from videoclf.artifacts import ArtifactError, read_model_info
+    from videoclf.training.modelio import RUN_KEY, load_predictor
+
+    run = read_model_info(exported).run
+    meta = {p.key: p.value for p in onnx.load(str(exported / "model.onnx")).metadata_props}
+    assert meta[RUN_KEY] == run and run
+    folder = tmp_path / "copy"
+    shutil.copytree(exported, folder)
+    (folder / "model.onnx").rename(folder / "MODEL.ONNX")
+    predict, info = load_predictor(folder / "MODEL.ONNX")
+    assert info.run == run
+    proto = onnx.load(str(folder / "MODEL.ONNX"))
+    for p in proto.metadata_props:
+        if p.key == RUN_KEY:
+            p.value = "0123456789abcdef"  # another run's export
+    onnx.save(proto, str(folder / "MODEL.ONNX"))
+    with pytest.raises(ArtifactError, match="from another training run than the JSON files"):
+        load_predictor(folder / "MODEL.ONNX")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,12 @@ def test_predict_reads_clips_per_video_from_the_model_folder_anywhere(model_copy
 @pytest.mark.parametrize("damage, words", [
     ("no_labels", ["labels.json: missing"]),
     ("no_sampling", ["sampling.json: missing"]),
-    ("wrong_labels", ["labels.json names 4 classes"]),
+    ("wrong_labels", ["labels.json: not the labels this model was trained with"]),
+    ("other_run_labels", ["labels.json: not the labels this model was trained with"]),
+    ("other_run_sampling", ["sampling.json and inference.json come from different"]),
+    ("other_run_model", ["model.keras: from another training run"]),
+    ("string_frame_step", ["sampling.json: frame_step must be a whole number"]),
+    ("huge_clips", ["--clips", "must be at most 256"]),
     ("wrong_sampling", ["sampling.json describes"]),
     ("not_a_zip", ["model.keras: not a Keras model file"]),
     ("lambda", ["refused by Keras safe mode"]),
@@ -70,9 +76,46 @@ def test_predict_with_a_bad_model_folder_or_argument_is_one_line(model_copy, ven
                 "keras.Model(i, o).save(sys.argv[1])")
         r = run_python(["-c", code, model_copy / "model.keras"], model_copy, venv_env)
         assert r.returncode == 0, r.stderr[-2000:]
+    elif damage == "other_run_labels":  # as many classes, another run's names and order
+        labels = json.loads((model_copy / "labels.json").read_text())
+        (model_copy / "labels.json").write_text(json.dumps(labels[::-1]))
+    elif damage == "other_run_sampling":  # another run's sampling.json: another frame_step
+        s = json.loads((model_copy / "sampling.json").read_text())
+        (model_copy / "sampling.json").write_text(json.dumps(
+            {**s, "frame_step": s["frame_step"] + 1, "run": "0123456789abcdef"}))
+    elif damage == "other_run_model":
+        _restamp(model_copy / "model.keras", "0123456789abcdef")
+    elif damage == "string_frame_step":
+        s = json.loads((model_copy / "sampling.json").read_text())
+        (model_copy / "sampling.json").write_text(json.dumps({**s, "frame_step": "15"}))
     elif damage == "clips":
         extra = ["--clips", "-2"]
+    elif damage == "huge_clips":  # once a segfault (exit 139): every clip held in memory
+        extra = ["--clips", "100000"]
     r = _predict(model_copy, *extra, env=venv_env)
-    assert_one_error_line(r, 2 if damage == "clips" else 1, *words)
+    assert_one_error_line(r, 2 if damage in ("clips", "huge_clips") else 1, *words)
 
 
+def _restamp(path: Path, run: str) -> None:
+    """The same model file with another run id in its metadata (as another run's file)."""
+    with zipfile.ZipFile(path) as z:
+        entries = {i.filename: z.read(i) for i in z.infolist()}
+    meta = json.loads(entries["metadata.json"])
+    entries["metadata.json"] = json.dumps({**meta, "videoclf_run": run}).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+
+
+
+
+def test_a_damaged_video_is_one_line_without_ffmpegs_own(model_copy, venv_env):
+    """FFmpeg prints "[ogg @ 0x...] CRC mismatch!" many times per damaged file, straight to
+    stderr: predict keeps to its own one line per video."""
+    damaged = ROOT / "tests" / "footage" / "theora_damaged.ogv"
+    r = run_python(["-m", "videoclf", "predict", damaged, "--model", model_copy,
+                    "--workers", "1"], model_copy.parent, venv_env)
+    assert r.returncode == 1
+    assert "[ogg @" not in r.stderr and "WARN" not in r.stderr, r.stderr[-2000:]
+    assert [line for line in r.stderr.splitlines() if "error" in line] == [
+        f"error: {damaged}: " + r.stderr.split(f"error: {damaged}: ", 1)[1].splitlines()[0]]

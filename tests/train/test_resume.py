@@ -3,11 +3,14 @@ command resumes to the bytes of an uninterrupted run."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from helpers import ROOT, write_project
@@ -21,7 +24,8 @@ def test_a_killed_train_leaves_no_metrics_that_look_like_results(tiny_frames, tm
     folder, so `dvc metrics show` has no epoch-1 numbers to display as results."""
     p = write_project(tmp_path, {"train": {"epochs": 50}})
     proc = subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py"), tiny_frames,
-                             "data/model", "metrics/train"], cwd=p, env=venv_env,
+                             "data/model", "metrics/train", "metrics/train_throughput.json"],
+                            cwd=p, env=venv_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     live_tmp = p / "metrics" / ".train.tmp"
     deadline = time.time() + 300
@@ -41,7 +45,7 @@ def test_train_killed_mid_run_resumes_to_the_same_bytes(tiny_frames, tmp_path, v
     with the bytes of an uninterrupted run; the checkpoint is removed when training ends."""
     changes = {"train": {"epochs": 4, "early_stopping_patience": 3}}
     cmd = [sys.executable, str(ROOT / "stages" / "train.py"), str(tiny_frames), "data/model",
-           "metrics/train"]
+           "metrics/train", "metrics/train_throughput.json"]
     (tmp_path / "whole").mkdir()
     whole = write_project(tmp_path / "whole", changes)
     r = subprocess.run(cmd, cwd=whole, env=venv_env, capture_output=True, text=True,
@@ -69,3 +73,61 @@ def test_train_killed_mid_run_resumes_to_the_same_bytes(tiny_frames, tmp_path, v
                 "metrics/train/plots/metrics/eval/accuracy.tsv"):
         assert (killed / rel).read_bytes() == (whole / rel).read_bytes(), rel
     assert not list(backup.glob("*"))
+
+
+def test_a_checkpoint_is_never_resumed_on_other_pixels_under_the_same_names(tiny_frames,
+                                                                           tmp_path, venv_env):
+    """Killed on frames A; the same names, index and frame counts with other pixels (B):
+    training starts over instead of resuming A's checkpoint."""
+    frames = tmp_path / "frames"
+    shutil.copytree(tiny_frames, frames)
+    p = write_project(tmp_path, {"train": {"epochs": 50}})
+    cmd = [sys.executable, str(ROOT / "stages" / "train.py"), str(frames), "data/model",
+           "metrics/train", "metrics/train_throughput.json"]
+    proc = subprocess.Popen(cmd, cwd=p, env=venv_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    backup = p / "data" / ".train-backup"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(backup.glob("*/epoch-00000")):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert list(backup.glob("*/epoch-*")), "no checkpoint to resume from"
+    for shard in frames.glob("train-*.npy"):  # B: other pixels, same shapes and names
+        arr = np.load(shard, mmap_mode="r+")
+        arr[:] = 255 - arr
+        arr.flush()
+        del arr
+    # The same command: the log says whether it resumes before the first epoch starts.
+    proc = subprocess.Popen(cmd, cwd=p, env=venv_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if "val videos" in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert any("val videos" in line for line in lines), "".join(lines)[-3000:]
+    assert not any("resuming" in line for line in lines), "".join(lines)[-3000:]
+
+
+def test_wall_clock_figures_stay_out_of_the_folder_plot_reads(tmp_path, tiny_frames, venv_env):
+    """train's clips/s go to their own output (metrics/train_throughput.json): a forced
+    rerun with the same results leaves metrics/train, which plot depends on, byte-identical."""
+    p = write_project(tmp_path)
+    cmd = [sys.executable, str(ROOT / "stages" / "train.py"), str(tiny_frames), "data/model",
+           "metrics/train", "metrics/train_throughput.json"]
+    runs = []
+    for _ in range(2):
+        r = subprocess.run(cmd, cwd=p, env=venv_env, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        live = p / "metrics" / "train"
+        runs.append({f.relative_to(live).as_posix(): f.read_bytes()
+                     for f in sorted(live.rglob("*")) if f.is_file()})
+    assert "throughput.json" not in runs[0] and runs[0] == runs[1]
+    speed = json.loads((p / "metrics" / "train_throughput.json").read_text())
+    assert speed["train"]["train_clips_per_s"] > 0

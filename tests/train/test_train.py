@@ -20,7 +20,13 @@ def test_trained_model_outputs(tiny_model, tiny_frames):
     assert sampling["height"] == 32 and sampling["n_frames"] == 4
     info = json.loads((tiny_model / "train.json").read_text())
     assert info["epochs_run"] == 1 and info["runtime"]
-    assert json.loads((tiny_model / "inference.json").read_text()) == {"clips_per_video": 5}
+    inference = json.loads((tiny_model / "inference.json").read_text())
+    assert inference["clips_per_video"] == 5
+    # One run id ties the folder's files together, the model's own metadata included.
+    from videoclf.training.modelio import keras_run
+
+    assert len(inference["run"]) == 16 and sampling["run"] == inference["run"]
+    assert keras_run(tiny_model / "model.keras") == inference["run"]
     live = tiny_frames.parent / "live"
     for split in ("train", "eval"):
         for metric in ("loss", "accuracy"):
@@ -188,3 +194,17 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
 
     assert s["init_sha256"] == hashlib.sha256((tiny_model / "model.keras").read_bytes()
                                               ).hexdigest()
+
+
+def test_model_init_pointing_at_this_stages_own_output_says_what_happens(tiny_frames,
+                                                                        tiny_params, tmp_path):
+    """DVC deletes data/model before train runs: a model.init inside it is refused up front
+    with why and what to do, not "missing, run dvc repro" after DVC deleted it."""
+    from videoclf.training.train import TrainError, train
+
+    own = tmp_path / "model" / "model.keras"
+    p = project_params({"model": {"init": str(own)}})
+    with pytest.raises(TrainError, match=r"inside this stage's output folder .*copy the model "
+                                         "elsewhere first"):
+        train(tiny_frames, tmp_path / "model", tmp_path / "live", p.model, p.train,
+              clips_per_video=1)

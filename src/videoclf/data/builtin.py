@@ -18,14 +18,17 @@ from train into test.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..seeding import derive_seed
-from .styles import CAMERA_CLASSES, CLASSES, MIRROR_PAIRS, OBJECT_CLASSES, STYLES  # noqa: F401
+from .styles import STYLES
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
 GROUPS = 25                    # as UCF101: 25 groups per class
@@ -243,6 +246,14 @@ def _object_frames(cls: str, group_scene: np.ndarray, seed: int, group: int,
     return frames
 
 
+def frame_count(name: str, seed: int) -> int:
+    """How many frames ``render_clip`` makes for a member (its first draw), without rendering:
+    what a written clip must decode to, checked by download."""
+    _, cls, g, c = Path(name).stem.split("_")
+    rng = np.random.default_rng(derive_seed(seed, "clip", cls, int(g[1:]), int(c[1:])))
+    return int(round(rng.uniform(*SECONDS) * FPS))
+
+
 def render_clip(name: str, seed: int, style: str = "scene") -> np.ndarray:
     """Frames (T, 240, 320, 3) uint8 BGR of one built-in member, deterministic from its name."""
     stem = Path(name).stem  # v_<Class>_gGG_cCC
@@ -280,3 +291,8 @@ def write_clip(name: str, seed: int, dest: Path, style: str = "scene") -> None:
             writer.write(frame)
     finally:
         writer.release()
+    # OpenCV's writer reports no failure (a full disk included): an empty file is caught
+    # here, a short one by download, which decodes every clip and compares with frame_count.
+    if not dest.is_file() or dest.stat().st_size == 0:
+        code = errno.ENOSPC if shutil.disk_usage(dest.parent).free < 2**20 else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} (OpenCV wrote an empty clip)", str(dest))

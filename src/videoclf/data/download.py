@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -55,8 +57,8 @@ def _measure(job: tuple[Path, float]) -> tuple[int, dict | None]:
         return 0, e.report()
 
 
-def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int = 0
-             ) -> pd.DataFrame:
+def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int = 0,
+             flip_pairs: Sequence[Sequence[str]] = ()) -> pd.DataFrame:
     """Build ``out_dir/{train,val,test}/<Class>/<video>``, ``manifest.parquet`` and
     ``report.json``.
 
@@ -64,7 +66,8 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
     ``out_dir`` only when every step succeeded; the staging folder is then removed. Every
     selected video is decoded once in full: its real frame count goes into the manifest, and
     one that does not decode, or decodes less than ``data.min_decodable`` of the frames its
-    header declares, is skipped and reported.
+    header declares, is skipped and reported. ``flip_pairs`` (``train.augment.flip_pairs``
+    when flips are on) are checked against the classes chosen here, before any fetching.
     """
     source = sources.open_source(data, workers)
     listing = list_videos(source, data.layout)
@@ -72,6 +75,7 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
         raise DatasetError(f"{source.describe()}: no video found (layout {listing.layout}: "
                            "v_<Class>_gXX_cYY.<ext> names, or <Class>/<video> folders)")
     classes = select_classes(listing.videos, data.num_classes)
+    check_pairs(classes, flip_pairs)
     splits = split_videos(listing.videos, classes, as_dict(data.per_class), data.split_by,
                           data.seed)
     selected = [v for s in SPLITS for v in splits[s]]
@@ -85,13 +89,34 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
         log.warning("download: %s", note)
 
     staging = staging_root / sources.staging_key(data)
+    check_space(source.declared_bytes(selected), staging_root, data.max_total_mb)
     staging.mkdir(parents=True, exist_ok=True)
+    try:
+        manifest, skipped = _fetch_and_place(
+            source, listing, selected, splits, classes, staging, out_dir, data, note, workers)
+    except (KeyboardInterrupt, sources.SourceUnreachable):
+        raise  # staging is kept: a rerun resumes what was fetched
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing of a failed run stays on disk
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    summary = ", ".join(f"{s} {int((manifest.split == s).sum())}" for s in SPLITS)
+    log.info("download: %d videos (%s); %d skipped%s", len(manifest), summary, len(skipped),
+             f", see {out_dir / VIDEOS_REPORT}" if skipped else "")
+    return manifest
+
+
+def _fetch_and_place(source: sources.Source, listing: Listing, selected: list[Video],
+                     splits: dict[str, list[Video]], classes: list[str], staging: Path,
+                     out_dir: Path, data: DataParams, note: str | None, workers: int
+                     ) -> tuple[pd.DataFrame, list[dict]]:
     paths, failures = source.fetch(selected, staging)
-    skipped = listing.refused + failures
+    skipped = listing.refused + source.refused() + failures
     fetched = [v for v in selected if v.member in paths]
     checks = dict(zip((v.member for v in fetched), map_videos(
         _measure, [(paths[v.member], data.min_decodable) for v in fetched],
         workers or os.cpu_count() or 1, "check")))
+    _check_whole(source, checks, paths)
     with staged_dir(out_dir) as tmp:
         # never hard-link a user's own files
         manifest = _place(splits, classes, paths, checks, skipped, tmp,
@@ -109,11 +134,59 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
             "counts": {s: {c: int(counts.get((s, c), 0)) for c in classes} for s in SPLITS},
             "skipped": skipped,
         })
-    shutil.rmtree(staging, ignore_errors=True)
-    summary = ", ".join(f"{s} {int((manifest.split == s).sum())}" for s in SPLITS)
-    log.info("download: %d videos (%s); %d skipped%s", len(manifest), summary, len(skipped),
-             f", see {out_dir / VIDEOS_REPORT}" if skipped else "")
-    return manifest
+    return manifest, skipped
+
+
+def _check_whole(source: sources.Source, checks: dict[str, tuple[int, dict | None]],
+                 paths: dict[str, Path]) -> None:
+    """A video whose source knows its length (the built-in set) must decode to all of it: a
+    clip written short (OpenCV's writer says nothing on a full disk) is an error, never a
+    video, and its staged file is removed."""
+    for member, (n, _) in checks.items():
+        want = source.expected_frames(member)
+        if want is not None and n != want:
+            paths[member].unlink(missing_ok=True)
+            if shutil.disk_usage(paths[member].parent).free < SPACE_MARGIN_BYTES:
+                raise OSError(errno.ENOSPC, "No space left on device", str(paths[member].parent))
+            raise DatasetError(f"{member}: decodes {n} of the {want} frames it was generated "
+                               "with: it was not written whole")
+
+
+# Besides the members' declared bytes: a member's compressed copy while it is inflated, the
+# index files, and what the file system itself needs.
+SPACE_MARGIN_BYTES = 64 * 2**20
+
+
+def check_space(declared: int | None, where: Path, max_total_mb: int) -> None:
+    """Refuse a selection whose declared size is over ``data.max_total_mb`` or over the free
+    space where it would be written, before anything is fetched."""
+    if declared is None:  # the built-in set: a few hundred KB a clip, generated
+        return
+    mb = declared / 2**20
+    if declared > max_total_mb * 2**20:
+        raise DatasetError(f"the selected videos declare {mb:.0f} MB, over data.max_total_mb "
+                           f"({max_total_mb}); select fewer (data.num_classes, data.per_class) "
+                           "or raise the limit")
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if declared + SPACE_MARGIN_BYTES > free:
+        raise DatasetError(f"the selected videos declare {mb:.0f} MB, and {free / 2**20:.0f} MB "
+                           f"are free under {probe}: free some space or select fewer")
+
+
+def check_pairs(classes: list[str], pairs: Sequence[Sequence[str]]) -> None:
+    """A mirror pair naming one selected class but not the other cannot be trained with flips
+    (the mirror image of that class is missing): said here, before anything is fetched."""
+    for a, b in pairs:
+        have = [c in classes for c in (a, b)]
+        if any(have) and not all(have):
+            present, absent = (a, b) if have[0] else (b, a)
+            raise DatasetError(f"train.augment.flip_pairs: [{a}, {b}]: {absent} is not among "
+                               f"the {len(classes)} classes selected, so {present} has no "
+                               "mirror image here; select both, drop the pair, or set "
+                               "train.augment.flip: false")
 
 
 def _place(splits: dict[str, list[Video]], classes: list[str], paths: dict[str, Path],

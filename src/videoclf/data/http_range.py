@@ -10,6 +10,7 @@ timeout catches a stall, the ``MIN_PROGRESS``-per-``stall_seconds`` window a tri
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import struct
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import requests
 import urllib3
-from remotezip import RemoteZip, RemoteZipError
+from remotezip import RangeNotSupported, RemoteZip, RemoteZipError
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry as Urllib3Retry
@@ -29,6 +30,9 @@ from . import retry
 from .retry import GaveUp, Retry, with_retries
 
 CONNECT_TIMEOUT = 10         # seconds
+RETRY_AFTER_MAX_S = 10.0     # a server's Retry-After is waited for this long at most
+DEAD_AFTER_MEMBERS = 2       # members in a row without one byte received: the server is dead
+HTTP_RETRIES = 2             # urllib3's own retries of one request (connection errors, 5xx)
 MIN_PROGRESS = 16 * 1024     # bytes a transfer must make in every data.stall_seconds window
 CHUNK = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zip local file header, 30 bytes
@@ -46,6 +50,18 @@ class Unreachable(Exception):
     """The archive cannot be read over HTTP (a final answer, or every attempt failed)."""
 
 
+def raise_if_local(e: BaseException) -> None:
+    """Re-raise a failure of this machine rather than of the transfer: a full disk, a quota,
+    a read-only or forbidden folder. Another attempt cannot fix it, so it is never retried;
+    the stage reports it in one line."""
+    if isinstance(e, OSError) and e.errno in _LOCAL_ERRNOS:
+        raise e
+
+
+_LOCAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENOENT, errno.ENOTDIR}
+
+
 class _Corrupt(Retry):
     """Bytes that do not check out: the next attempt starts the member over."""
 
@@ -56,10 +72,22 @@ def short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+class _CappedRetry(Urllib3Retry):
+    """urllib3's retry policy, waiting at most ``RETRY_AFTER_MAX_S`` whatever a server's
+    ``Retry-After`` asks (``Retry-After: 3600`` would otherwise stop the stage for an hour
+    per request)."""
+
+    def get_retry_after(self, response):
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, RETRY_AFTER_MAX_S)
+
+
 def retrying_session() -> requests.Session:
-    """HTTP session that retries connection errors, timeouts and 5xx answers with backoff."""
-    n = retry.ATTEMPTS
-    policy = Urllib3Retry(
+    """HTTP session that retries connection errors, timeouts and 5xx answers with backoff,
+    a few times per request: the member's own attempts (``retry.with_retries``) come on top,
+    so the two multiply."""
+    n = HTTP_RETRIES
+    policy = _CappedRetry(
         total=n, connect=n, read=n, status=n, other=n,
         backoff_factor=retry.BACKOFF_SECONDS, status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
@@ -78,6 +106,8 @@ class RangeClient:
     def __init__(self, url: str, stall_seconds: int):
         self.url, self.stall_seconds = url, stall_seconds
         self.session = retrying_session()
+        self.dead_members = 0  # members in a row whose every attempt got no byte
+        self._got = 0          # bytes received for the member being fetched
 
     def listing(self) -> RemoteZip:
         """The central directory, retried with backoff like every transfer."""
@@ -87,11 +117,16 @@ class RangeClient:
                                  timeout=(CONNECT_TIMEOUT, self.stall_seconds))
             except zipfile.BadZipFile:
                 raise
+            except RangeNotSupported:
+                raise Unreachable("the server does not support range requests (HTTP Range), "
+                                  "which reading one member of a remote zip needs; download "
+                                  "the zip and set data.url to the file") from None
             except RemoteZipError as e:
-                if "404" in str(e) or "403" in str(e) or "not support" in str(e).lower():
+                if "404" in str(e) or "403" in str(e) or "support" in str(e).lower():
                     raise Unreachable(short(e)) from None  # retrying will not help
                 raise Retry(short(e)) from None
             except TRANSFER_ERRORS as e:
+                raise_if_local(e)
                 raise Retry(short(e)) from None
 
         try:
@@ -104,6 +139,7 @@ class RangeClient:
         any failure, then inflated into ``dest`` and checked against the central directory's
         size and CRC. Raises ``GaveUp`` when every attempt failed, ``Refused`` at once."""
         raw = dest.with_name(dest.name + ".raw")
+        self._got = 0
 
         def attempt() -> None:
             try:
@@ -121,9 +157,18 @@ class RangeClient:
                 raw.unlink(missing_ok=True)  # bad bytes: the next attempt starts over
                 raise
             except TRANSFER_ERRORS as e:
+                raise_if_local(e)
                 raise Retry(short(e)) from None
 
-        with_retries(attempt, info.filename)
+        try:
+            with_retries(attempt, info.filename)
+        except GaveUp as e:
+            self.dead_members = self.dead_members + 1 if self._got == 0 else 0
+            if self.dead_members >= DEAD_AFTER_MEMBERS:
+                raise Unreachable(f"the server answers no data request ({self.dead_members} "
+                                  f"members in a row, every attempt: {e})") from None
+            raise
+        self.dead_members = 0
 
     def _data_offset(self, info: zipfile.ZipInfo) -> int:
         """Where a member's data starts: after its local header, whose name and extra field
@@ -166,6 +211,7 @@ class RangeClient:
             else:
                 out.write(chunk)
             got += len(chunk)
+            self._got += len(chunk)
             window_bytes += len(chunk)
             if bar is not None:
                 bar.update(len(chunk))
@@ -177,16 +223,24 @@ class RangeClient:
                             f"{self.stall_seconds} s (data.stall_seconds)")
 
 
+_METHODS = {zipfile.ZIP_BZIP2: "BZIP2", zipfile.ZIP_LZMA: "LZMA"}
+
+
+def check_compression(info: zipfile.ZipInfo) -> None:
+    """Stored and deflate members only, local or remote alike (what ``zip`` writes by
+    default, and what a Range client can inflate as it streams)."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        name = _METHODS.get(info.compress_type, f"method {info.compress_type}")
+        raise Refused(f"compressed with {name}, which is not supported (only stored or "
+                      "deflate members: re-zip with `zip -r`)")
+
+
 def inflate_to(raw: Path, info: zipfile.ZipInfo, dest: Path, max_bytes: int) -> None:
     """Inflate a member's raw bytes into ``dest`` (renamed into place when complete), refusing
     it as soon as it grows past its declared size, and checking the CRC."""
     tmp = dest.with_name(dest.name + ".part")
-    if info.compress_type == zipfile.ZIP_STORED:
-        inflater = None
-    elif info.compress_type == zipfile.ZIP_DEFLATED:
-        inflater = zlib.decompressobj(-15)
-    else:
-        raise Refused(f"compression method {info.compress_type} is not supported")
+    check_compression(info)
+    inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
     crc, size = 0, 0
     limit = min(info.file_size, max_bytes)
     try:

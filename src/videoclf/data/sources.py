@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,7 +22,16 @@ from tqdm import tqdm
 from ..params import DataParams
 from ..pool import map_videos
 from . import builtin
-from .http_range import CHUNK, TRANSFER_ERRORS, RangeClient, Refused, Unreachable, short
+from .http_range import (
+    CHUNK,
+    TRANSFER_ERRORS,
+    RangeClient,
+    Refused,
+    Unreachable,
+    check_compression,
+    raise_if_local,
+    short,
+)
 from .retry import GaveUp, Retry, with_retries
 from .splits import DatasetError, Video
 
@@ -41,12 +51,33 @@ class Source(Protocol):
 
     def describe(self) -> str: ...
 
+    def refused(self) -> list[dict]:
+        """Members listed but never offered as videos (a duplicate name), with why."""
+        ...
+
+    def declared_bytes(self, videos: list[Video]) -> int | None:
+        """What fetching ``videos`` will write, as declared before fetching (None: unknown)."""
+        ...
+
+    def expected_frames(self, member: str) -> int | None:
+        """The frames a member must decode to, when the source knows (None: unknown)."""
+        ...
+
+
+class SourceUnreachable(DatasetError):
+    """The source cannot be read at all (a dead server): staging is kept for a rerun."""
+
 
 def staged_name(member: str) -> str:
     """The staging file of a member: keyed on its whole path, so two members with one file
     name in different folders never share a file; the real extension is kept."""
     suffix = Path(member.replace("\\", "/")).suffix.lower()
     return hashlib.sha1(member.encode()).hexdigest()[:20] + suffix
+
+
+# A small text member (groups.csv) is read whole: refused past this size (13,320 UCF101
+# videos take 0.5 MB), so a member that lies about its size cannot fill memory.
+TEXT_MAX_BYTES = 16 * 2**20
 
 
 def _crc32(path: Path) -> int:
@@ -66,7 +97,10 @@ class ZipSource:
         parsed = urlparse(location)
         self.remote = parsed.scheme in ("http", "https")
         self.path = unquote(parsed.path) if parsed.scheme == "file" else location
+        if not self.remote:
+            self.path = str(Path(self.path).expanduser())
         self._zip: zipfile.ZipFile | None = None
+        self.duplicates: list[dict] = []
         self._client = RangeClient(self.path, stall_seconds) if self.remote else None
 
     def describe(self) -> str:
@@ -77,7 +111,7 @@ class ZipSource:
             try:
                 self._zip = self._client.listing() if self._client else zipfile.ZipFile(self.path)
             except Unreachable as e:
-                raise DatasetError(f"data.url: cannot read {self.location}: {e}") from None
+                raise SourceUnreachable(f"data.url: cannot read {self.location}: {e}") from None
             except zipfile.BadZipFile:
                 raise DatasetError(f"data.url: {self.location} is not a zip archive") from None
             except FileNotFoundError:
@@ -93,13 +127,40 @@ class ZipSource:
         self._zip = None
 
     def names(self) -> list[str]:
-        return self._open().namelist()
+        """Member names, each once: an archive may list one name twice (``zip`` appending to
+        an archive does), and then its last copy is the one read, as ``unzip`` does; the
+        duplicate is reported (``refused``)."""
+        names = self._open().namelist()
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                self.duplicates.append({"member": name, "reason": (
+                    "the archive lists this name more than once; its last copy is used")})
+            seen.add(name)
+        return list(dict.fromkeys(names))
+
+    def refused(self) -> list[dict]:
+        return self.duplicates
+
+    def declared_bytes(self, videos: list[Video]) -> int | None:
+        zf = self._open()
+        return sum(zf.getinfo(v.member).file_size for v in videos)
+
+    def expected_frames(self, member: str) -> int | None:
+        return None
 
     def read_text(self, member: str) -> str | None:
         try:
-            return self._open().read(member).decode("utf-8-sig")
+            info = self._open().getinfo(member)
         except KeyError:
             return None
+        if info.file_size > TEXT_MAX_BYTES:
+            raise DatasetError(f"data.url: {member} declares {info.file_size} bytes, over the "
+                               f"{TEXT_MAX_BYTES // 2**20} MB a list of groups may take")
+        try:
+            with self._open().open(info) as f:
+                data = f.read(TEXT_MAX_BYTES + 1)
+            return data.decode("utf-8-sig")
         except (*TRANSFER_ERRORS, zipfile.BadZipFile) as e:
             raise DatasetError(f"data.url: cannot read {member}: {short(e)}") from None
         except UnicodeDecodeError:
@@ -132,6 +193,7 @@ class ZipSource:
             bar.update(info.file_size)
             return None
         try:
+            check_compression(info)
             if self._client:
                 self._client.fetch_member(info, dest, bar, self.max_bytes)
             else:
@@ -140,6 +202,8 @@ class ZipSource:
             return str(e)
         except Refused as e:
             return f"refused: {e}"
+        except Unreachable as e:
+            raise SourceUnreachable(f"data.url: {self.location}: {e}") from None
         return None
 
     def _fetch_local(self, info: zipfile.ZipInfo, dest: Path, bar: tqdm) -> None:
@@ -158,12 +222,15 @@ class ZipSource:
                 os.replace(tmp, dest)
                 return
             except zipfile.BadZipFile as e:
-                reason = f"corrupt member: {e}"
+                # A local file reads the same bytes every time: a bad CRC is final.
+                bar.update(-done)
+                tmp.unlink(missing_ok=True)
+                raise Refused(f"corrupt member: {e}") from None
             except TRANSFER_ERRORS as e:
-                reason = short(e)
-            bar.update(-done)
-            tmp.unlink(missing_ok=True)
-            raise Retry(reason)
+                bar.update(-done)
+                tmp.unlink(missing_ok=True)
+                raise_if_local(e)
+                raise Retry(short(e)) from None
 
         with_retries(attempt, info.filename, between=self._reset)
 
@@ -184,6 +251,15 @@ class BuiltinSource:
     def read_text(self, member: str) -> str | None:
         return None
 
+    def refused(self) -> list[dict]:
+        return []
+
+    def declared_bytes(self, videos: list[Video]) -> int | None:
+        return None  # rendered here, a few hundred KB a clip
+
+    def expected_frames(self, member: str) -> int | None:
+        return builtin.frame_count(member, self.seed)
+
     def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
         todo = [(v.member, self.seed, staging / staged_name(v.member), self.style) for v in videos
                 if not (staging / staged_name(v.member)).exists()]
@@ -202,16 +278,55 @@ class DirSource:
         return f"local folder {self.location}"
 
     def names(self) -> list[str]:
-        try:
-            return sorted(p.relative_to(self.path).as_posix()
-                          for p in self.path.rglob("*") if p.is_file())
-        except OSError as e:
-            raise DatasetError(f"data.url: cannot list {self.location}: {short(e)}") from None
+        """Every file below the folder, following links to folders (users link data in),
+        each real folder once. A folder that cannot be read is an error naming it: skipping
+        it would silently drop a class, and the next class would take its place."""
+        names: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        unreadable: list[str] = []
+
+        def note(e: OSError) -> None:
+            unreadable.append(f"{e.filename}: {e.strerror or type(e).__name__}")
+
+        for top, dirs, files in os.walk(self.path, onerror=note, followlinks=True):
+            st = os.stat(top)
+            if (st.st_dev, st.st_ino) in seen:  # a link back up the tree
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            rel = Path(top).relative_to(self.path)
+            names += [(rel / f).as_posix() for f in files if os.path.isfile(Path(top) / f)]
+            dirs.sort()
+        if unreadable:
+            raise DatasetError(f"data.url: cannot read folder {unreadable[0]}"
+                               + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1
+                                  else "") + "; fix its permissions or move it out")
+        return sorted(names)
+
+    def refused(self) -> list[dict]:
+        return []
+
+    def declared_bytes(self, videos: list[Video]) -> int | None:
+        total = 0
+        for v in videos:  # copied into data/videos
+            try:
+                total += (self.path / v.member).stat().st_size
+            except OSError:
+                pass  # reported when it is fetched
+        return total
+
+    def expected_frames(self, member: str) -> int | None:
+        return None
 
     def read_text(self, member: str) -> str | None:
         f = self.path / member
         try:
-            return f.read_text(encoding="utf-8-sig") if f.is_file() else None
+            if not f.is_file():
+                return None
+            if f.stat().st_size > TEXT_MAX_BYTES:
+                raise DatasetError(f"data.url: {f} is over the {TEXT_MAX_BYTES // 2**20} MB a "
+                                   "list of groups may take")
+            return f.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as e:
             raise DatasetError(f"data.url: cannot read {f}: {short(e)}") from None
 
@@ -239,6 +354,9 @@ def open_source(data: DataParams, workers: int = 0) -> Source:
         return BuiltinSource(data.seed, data.builtin_style, workers)
     url = data.url
     parsed = urlparse(url)
+    if parsed.scheme not in ("", "file", "http", "https") and not re.match(r"^[A-Za-z]:", url):
+        raise DatasetError(f"data.url: {parsed.scheme}:// is not supported (a local folder or "
+                           "zip, file://, http:// or https://)")
     if parsed.scheme in ("", "file"):
         local = Path(unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
         if local.is_dir():

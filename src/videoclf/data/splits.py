@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -48,7 +49,7 @@ class Video:
 
     @property
     def filename(self) -> str:
-        return self.rel or PurePosixPath(self.member).name
+        return self.rel or PurePosixPath(self.member.replace("\\", "/")).name
 
     @property
     def group_id(self) -> str:
@@ -174,16 +175,21 @@ def _folder_videos(candidates: list[str], root: str, groups: dict[str, str],
 
 def read_groups_csv(text: str) -> dict[str, str]:
     """``video,group`` rows (video: path below the data set root) as a mapping."""
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["video", "group"]:
-        raise DatasetError(f"{GROUPS_FILE}: the first line must be the header 'video,group'")
+    reader = csv.reader(io.StringIO(text))
     out = {}
-    for n, row in enumerate(rows[1:], 2):
-        if not row or not "".join(row).strip():
-            continue
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise DatasetError(f"{GROUPS_FILE}: line {n}: expected 'video,group', got {row!r}")
-        out[row[0].strip().replace("\\", "/").lstrip("./")] = row[1].strip()
+    try:
+        header = next(reader, None)
+        if not header or [c.strip().lower() for c in header[:2]] != ["video", "group"]:
+            raise DatasetError(f"{GROUPS_FILE}: the first line must be the header 'video,group'")
+        for row in reader:
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                raise DatasetError(f"{GROUPS_FILE}: line {reader.line_num}: expected "
+                                   f"'video,group', got {str(row)[:80]}")
+            out[row[0].strip().replace("\\", "/").lstrip("./")] = row[1].strip()
+    except csv.Error as e:  # a field over csv's size limit, a NUL byte, ...
+        raise DatasetError(f"{GROUPS_FILE}: line {reader.line_num}: not CSV ({e})") from None
     return out
 
 
@@ -256,17 +262,22 @@ def split_videos(
 
 
 def _fill_groups(groups: list[str], members: dict[str, list[Video]],
-                 per_class: dict[str, int]) -> dict[str, list[Video]]:
-    """Whole groups fill train, then val, then test; a group's surplus clips are left out."""
+                 per_class: Mapping[str, int]) -> dict[str, list[Video]]:
+    """Whole groups fill train, then val, then test; a group's surplus clips are left out.
+    A split that has a group already stops taking more when the groups left are only enough
+    for one each of the splits after it (3 groups of 20 for 30/10/10: one group each)."""
     got: dict[str, list[Video]] = {s: [] for s in SPLITS}
-    split_iter = iter(SPLITS)
-    current: str | None = next(split_iter)
-    for g in groups:
-        while current is not None and len(got[current]) >= per_class[current]:
-            current = next(split_iter, None)
-        if current is None:
+    i = 0
+    for g_index, g in enumerate(groups):
+        while i < len(SPLITS) and len(got[SPLITS[i]]) >= per_class[SPLITS[i]]:
+            i += 1
+        later = len(SPLITS) - 1 - i
+        if i < len(SPLITS) and got[SPLITS[i]] and len(groups) - g_index <= later:
+            i += 1
+        if i >= len(SPLITS):
             break
-        got[current] += members[g][: per_class[current] - len(got[current])]
+        split = SPLITS[i]
+        got[split] += members[g][: per_class[split] - len(got[split])]
     return got
 
 

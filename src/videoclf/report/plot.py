@@ -4,7 +4,6 @@ clips with their predictions, for people to look at."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,14 +17,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..artifacts import (  # noqa: E402
-    EVAL_DIR,
     LIVE_METRICS,
     LIVE_SPLITS,
-    PER_CLASS,
     PLOT_FILES,
-    PREDICTIONS,
     live_tsv,
     read_model_info,
+    read_per_class,
+    read_predictions,
     read_train_info,
 )
 from ..video import Sampling, VideoError, eval_starts, read_clips  # noqa: E402
@@ -155,8 +153,8 @@ def make_plots(live_dir: Path, metrics_dir: Path, model_dir: Path, out_dir: Path
     info = read_model_info(model_dir)
     classes = info.labels
     train_info = read_train_info(model_dir)
-    predictions = json.loads((metrics_dir / EVAL_DIR / PREDICTIONS).read_text())
-    per_class = json.loads((metrics_dir / PER_CLASS).read_text())
+    predictions = read_predictions(metrics_dir)
+    per_class = read_per_class(metrics_dir)
     out = [out_dir / name for name in PLOT_FILES]
     best = train_info["best_epoch"] if train_info.get("restored_best") else None
     learning_curves(read_history(live_dir), out[0], best)

@@ -117,16 +117,18 @@ def _renumber_shared_objects(config: Any) -> Any:
     return walk(config)
 
 
-def reproducible_keras_zip(raw: Path, path: Path) -> None:
+def reproducible_keras_zip(raw: Path, path: Path, metadata: dict | None = None) -> None:
     """Copy the ``.keras`` archive ``raw`` to ``path`` with a fixed save date, fixed entry
     times and renumbered shared objects: the same weights give the same bytes, so DVC does
-    not see a new model (and rerun evaluate) for identical weights."""
+    not see a new model (and rerun evaluate) for identical weights. ``metadata`` is added to
+    the archive's ``metadata.json`` (Keras ignores keys it does not know)."""
     with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             data = src.read(info)
             if info.filename == "metadata.json":
                 meta = json.loads(data)
                 meta["date_saved"] = "1970-01-01@00:00:00"
+                meta.update(metadata or {})
                 data = json.dumps(meta).encode()
             elif info.filename == "config.json":
                 data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()

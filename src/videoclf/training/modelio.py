@@ -12,31 +12,61 @@ TensorFlow is imported only on the Keras paths. Loading the model alone stays on
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import MODEL_FILE, ArtifactError, ModelInfo, read_model_info, write_model_info
+from ..artifacts import (
+    MODEL_FILE,
+    ArtifactError,
+    ModelInfo,
+    read_model_info,
+    run_id,
+    write_model_info,
+)
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
-def save_model(model, path: Path) -> None:
-    """``model.save``, made byte-reproducible (``keras_compat.reproducible_keras_zip``)."""
+RUN_KEY = "videoclf_run"  # in model.keras's metadata.json and model.onnx's metadata_props
+
+
+def save_model(model, path: Path, run: str = "") -> None:
+    """``model.save``, made byte-reproducible (``keras_compat.reproducible_keras_zip``), with
+    the run id in the archive's metadata."""
     from .keras_compat import reproducible_keras_zip
 
     raw = Path(path).with_suffix(".raw.keras")
     model.save(raw)
-    reproducible_keras_zip(raw, Path(path))
+    reproducible_keras_zip(raw, Path(path), {RUN_KEY: run} if run else None)
     raw.unlink()
 
 
-def save_model_dir(model, model_dir: Path, info: ModelInfo) -> None:
-    """``model.keras`` and what inference needs beside it, into ``model_dir``."""
-    save_model(model, Path(model_dir) / MODEL_FILE)
+def save_model_dir(model, model_dir: Path, info: ModelInfo) -> ModelInfo:
+    """``model.keras`` and what inference needs beside it, into ``model_dir``, all carrying
+    one run id (derived from the weights); returns the info with it."""
+    weights = b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights())
+    info = dataclasses.replace(info, run=run_id(info, weights))
+    save_model(model, Path(model_dir) / MODEL_FILE, info.run)
     write_model_info(model_dir, info)
+    return info
+
+
+def keras_run(path: Path) -> str:
+    """The run id in a ``.keras`` file's metadata (``""``: written before run ids)."""
+    with zipfile.ZipFile(path) as z:
+        return str(json.loads(z.read("metadata.json")).get(RUN_KEY, ""))
+
+
+def _check_run(where: Path, info: ModelInfo, run: str) -> None:
+    if run != info.run:
+        raise ArtifactError(f"{where}: from another training run than the JSON files beside it "
+                            f"(run {run or 'unknown'}, they say {info.run or 'unknown'}); copy "
+                            "the whole folder of one run")
 
 
 def load_keras(path: Path):
@@ -77,6 +107,7 @@ def load_model_dir(model_dir: Path):
     info = read_model_info(model_dir)
     model = load_keras(Path(model_dir) / MODEL_FILE)
     _check_shapes(Path(model_dir), info, model.input_shape[1:], model.output_shape[-1])
+    _check_run(Path(model_dir) / MODEL_FILE, info, keras_run(Path(model_dir) / MODEL_FILE))
     return model, info
 
 
@@ -99,6 +130,7 @@ def load_onnx(path: Path) -> tuple[Predictor, ModelInfo]:
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     inp = session.get_inputs()[0]
     _check_shapes(path, info, inp.shape[1:], session.get_outputs()[0].shape[-1])
+    _check_run(path, info, session.get_modelmeta().custom_metadata_map.get(RUN_KEY, ""))
 
     def predict(clips: np.ndarray) -> np.ndarray:
         return session.run(None, {inp.name: clips})[0]
@@ -110,7 +142,7 @@ def load_predictor(path: Path) -> tuple[Predictor, ModelInfo]:
     """``uint8 clips [B, T, H, W, 3] -> logits [B, C]`` and the ModelInfo, from a model folder
     (Keras) or a ``.onnx`` file (onnxruntime)."""
     path = Path(path)
-    if path.suffix == ".onnx":
+    if path.suffix.lower() == ".onnx":
         return load_onnx(path)
     model, info = load_model_dir(path)
     return (lambda clips: np.asarray(model.predict_on_batch(clips))), info

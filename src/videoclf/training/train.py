@@ -24,7 +24,6 @@ from .._tf import keras, tf
 from ..artifacts import (
     FRAMES_META,
     INDEX,
-    THROUGHPUT,
     TRAIN_BACKUP,
     TRAIN_INFO,
     ModelInfo,
@@ -51,14 +50,28 @@ class TrainError(VideoclfError):
 
 
 def backup_key(frames_dir: Path, model_params: ModelParams, train_params: TrainParams) -> str:
-    """Everything that decides the training run: the clips' index, the params, and the code
-    the train stage runs (the import closure that ``dvc.yaml`` lists as its deps)."""
+    """Everything that decides the training run: the clips (every byte of the shards, not
+    only their index: other pixels under the same names are other data), the params, and
+    the code the train stage runs (the import closure that ``dvc.yaml`` lists as its deps).
+    Hashing the shards reads them once (about 1 GB/s)."""
     h = hashlib.sha256(json.dumps([as_dict(model_params), as_dict(train_params)],
                                   sort_keys=True).encode())
     code = sorted(module_closure(["videoclf.stage", __name__]))
-    for f in [Path(frames_dir) / INDEX, Path(frames_dir) / FRAMES_META, *code]:
-        h.update(f.read_bytes())
+    shards = sorted(Path(frames_dir).glob("*.npy"))
+    for f in [Path(frames_dir) / INDEX, Path(frames_dir) / FRAMES_META, *shards, *code]:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
     return h.hexdigest()[:16]
+
+
+def _check_init(init: str, model_dir: Path) -> None:
+    """``model.init`` must not be this stage's own output: DVC removes a stage's outputs
+    before it runs, so the file is gone (or, outside DVC, about to be replaced)."""
+    if init and Path(init).resolve().parent == Path(model_dir).resolve():
+        raise TrainError(f"model.init: {init} is inside this stage's output folder {model_dir}, "
+                         "which DVC removes before train runs; copy the model elsewhere first "
+                         f"(cp {init} models/start.keras) and point model.init there")
 
 
 def warm_start(model: keras.Model, init: Path) -> str:
@@ -269,7 +282,8 @@ def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
 
 
 def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, model_dir: Path,
-            live_dir: Path, backup_dir: Path, clips_per_video: int) -> None:
+            live_dir: Path, backup_dir: Path, clips_per_video: int,
+            throughput_file: Path | None) -> None:
     """Save the model folder and the dvclive folder, each replacing the old one whole."""
     cb.live.summary.update({"best": {k: summary[k] for k in
                                      ("best_epoch", "best_val_loss", "best_val_accuracy")}})
@@ -277,22 +291,26 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, mo
     with staged_dir(model_dir) as tmp:
         save_model_dir(model, tmp, ModelInfo(data.classes, data.sampling, clips_per_video))
         write_json(tmp / TRAIN_INFO, summary)
-    # Wall-clock figures apart from the results, which stay identical run to run.
-    if cb.throughput.train_s:
-        write_json(cb.live_tmp / THROUGHPUT, {"train": cb.throughput.summary()})
+    # Wall-clock figures apart from the results (and from dvclive's folder, which the plot
+    # stage reads), so a rerun with the same results changes nothing downstream.
+    if throughput_file is not None and cb.throughput.train_s:
+        write_json(throughput_file, {"train": cb.throughput.summary()})
     os.replace(cb.live_tmp, live_dir)
     shutil.rmtree(backup_dir, ignore_errors=True)  # done: nothing left to resume
 
 
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: ModelParams,
-          train_params: TrainParams, *, clips_per_video: int) -> dict:
+          train_params: TrainParams, *, clips_per_video: int,
+          throughput_file: Path | None = None) -> dict:
     """Fit the model on the train split with validation, save it, and return a summary.
 
     ``clips_per_video`` (``evaluate.clips_per_video``) is recorded in the model folder, so
     evaluate and predict score a video the same way wherever the folder goes. dvclive writes
     into a hidden folder beside ``live_dir`` that replaces it only when training completes:
-    a killed run leaves no per-epoch numbers that look like results.
+    a killed run leaves no per-epoch numbers that look like results. ``throughput_file``
+    gets the wall-clock clips/s of training and validation.
     """
+    _check_init(model_params.init, Path(model_dir))
     # Fresh layer names and graph state, so a second run in one process saves the same bytes.
     keras.backend.clear_session()
     rt = configure_runtime(train_params)
@@ -313,7 +331,7 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     seconds = _fit(model, data, cb, train_params, first_epoch)
     summary = _summary(cb, rt, model_params, train_params)
     _finish(model, data, cb, summary, Path(model_dir), Path(live_dir), backup_dir,
-            clips_per_video)
+            clips_per_video, throughput_file)
     log.info("train: %d epochs in %.0f s; best epoch %d (val loss %.3f, val accuracy %.3f); "
              "model in %s", summary["epochs_run"], seconds, summary["best_epoch"],
              summary["best_val_loss"], summary["best_val_accuracy"], model_dir)
