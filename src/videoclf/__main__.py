@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .artifacts import DEFAULT_MODEL_DIR
@@ -40,14 +41,19 @@ def _at_least(lo: int, hi: int | None = None):
 
 def _expand(paths: list[str]) -> list[Path]:
     """Files as given; folders searched recursively for video files. A folder holding no
-    video is an error, not silence."""
+    video is an error, not silence, and the files of a folder left out are said, one line."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_video(f.name))
+            files = sorted(f for f in p.rglob("*") if f.is_file())
+            found = [f for f in files if is_video(f.name)]
             if not found:
                 raise _NoVideo(f"{p}: no video file in this folder (looked for "
                                ".avi .mp4 .mkv .webm .mov .mpg ... in any case)")
+            other = Counter(f.suffix.lower() or "no suffix" for f in files if not is_video(f.name))
+            if other:
+                print(f"note: {p}: {sum(other.values())} file(s) left out, not videos: "
+                      + ", ".join(f"{k} {n}" for k, n in other.most_common()), file=sys.stderr)
             out += found
         else:
             out.append(p)

@@ -23,7 +23,7 @@ import yaml
 from .data.options import LAYOUTS, SOURCES, SPLIT_BY
 from .data.styles import STYLES
 from .errors import VideoclfError
-from .training.options import DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
+from .training.options import BALANCE, DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
 from .video import SHORT_VIDEO, Sampling
 
 Check = Callable[[str, Any], Any]
@@ -112,6 +112,45 @@ def _pairs(key: str, v: Any) -> tuple[tuple[str, str], ...]:
     return tuple((a, b) for a, b in v)
 
 
+def _target(allow_all: bool = False) -> Check:
+    """A per-class split target: a count (an integer >= 1), a fraction of the class's usable
+    videos (a number strictly between 0 and 1), or, for train, ``all`` (what val and test
+    leave)."""
+    def check(key: str, v: Any) -> Any:
+        if allow_all and v == "all":
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ParamsError(f"{key}: expected a count (1, 2, ...), a fraction (0 < f < 1)"
+                              f"{' or all' if allow_all else ''}, got {v!r}")
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ParamsError(f"{key}: a fraction must be strictly between 0 and 1, got {v}")
+        if isinstance(v, int) and v < 1:
+            raise ParamsError(f"{key}: must be >= 1 (a count) or a fraction, got {v}")
+        return v
+
+    return check
+
+
+def _num_classes(key: str, v: Any) -> int:
+    _int(0)(key, v)
+    if v == 1:
+        raise ParamsError(f"{key}: a classifier needs 2 classes or more (0: every class)")
+    return v
+
+
+def _class_names(key: str, v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(c, str) and c for c in v):
+        raise ParamsError(f"{key}: expected a list of class names, got {v!r}")
+    twice = sorted({c for c in v if v.count(c) > 1})
+    if twice:
+        raise ParamsError(f"{key}: {twice[0]} is listed twice")
+    if len(v) == 1:
+        raise ParamsError(f"{key}: a classifier needs 2 classes or more")
+    return tuple(v)
+
+
 def _key(check: Check) -> Any:
     """A params key and the check its value must pass (no default: params.yaml sets it)."""
     return field(metadata={"check": check})
@@ -125,9 +164,11 @@ def _nested() -> Any:
 # One frozen dataclass per block, in params.yaml's order; nested blocks are dataclasses too.
 @dataclass(frozen=True)
 class PerClass:
-    train: int = _key(_int(1))
-    val: int = _key(_int(1))
-    test: int = _key(_int(1))
+    """Per class and split: a count, a fraction of the class's videos, or (train) ``all``."""
+
+    train: int | float | str = _key(_target(allow_all=True))
+    val: int | float = _key(_target())
+    test: int | float = _key(_target())
 
 
 @dataclass(frozen=True)
@@ -137,8 +178,10 @@ class DataParams:
     source: str = _key(_choice(*SOURCES))
     builtin_style: str = _key(_choice(*STYLES))
     url: str = _key(_str)
-    num_classes: int = _key(_int(2, 101))
+    num_classes: int = _key(_num_classes)
+    classes: tuple[str, ...] = _key(_class_names)
     per_class: PerClass = _nested()
+    max_per_class: int = _key(_int(0))
     split_by: str = _key(_choice(*SPLIT_BY))
     layout: str = _key(_choice(*LAYOUTS))
     min_decodable: float = _key(_float(0.0, 1.0))
@@ -195,6 +238,7 @@ class TrainParams:
     lr_schedule: str = _key(_choice(*LR_SCHEDULES))
     seed: int = _key(_int(0, 2**32 - 1))  # TensorFlow's and NumPy's global seeds are 32-bit
     augment: AugmentParams = _nested()
+    balance: str = _key(_choice(*BALANCE))
     mixed_precision: bool | str = _key(_choice("auto", True, False))
     jit_compile: bool | str = _key(_choice("auto", True, False))
     distribute: str = _key(_choice(*DISTRIBUTE))

@@ -34,7 +34,8 @@ FOOTAGE = ROOT / "tests" / "footage"
 DAMAGED = "theora_damaged.ogv"
 SHORT_HEADER = "cinepak_tree.avi"   # claims 444 frames, 68 decode
 GOOD = sorted(p.name for p in FOOTAGE.iterdir()
-              if p.suffix.lower() not in (".sh", ".md") and p.name not in (DAMAGED, SHORT_HEADER))
+              if p.suffix.lower() not in (".sh", ".md", ".py")
+              and p.name not in (DAMAGED, SHORT_HEADER))
 
 
 def straight_decode(path: Path, h: int, w: int) -> list[np.ndarray]:
@@ -201,3 +202,25 @@ def test_predict_reads_every_container_and_reports_the_damaged_one(tiny_model, t
                         "--model", str(tiny_model)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and r.stderr.strip().startswith("error: ")
     assert "no video file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_every_file_of_a_folder_is_a_video_or_named_with_why(folder_dataset, tmp_path):
+    """train: all, val/test by fraction: every video is used or reported, the less common
+    containers (.m1v .m2v .3g2 .mxf .ivf .mjpeg .nut .y4m) included, and every other file is
+    named in report.json with why."""
+    src = folder_dataset[0]
+    (src / "Bike" / ".DS_Store").write_bytes(b"\0")
+    data = project_params({"data": {"source": "url", "url": str(src), "num_classes": 0,
+                                    "per_class": {"train": "all", "val": 0.2, "test": 0.2}}})
+    manifest = download(data.data, tmp_path / "videos", tmp_path / "staging", workers=2)
+    report = json.loads((tmp_path / "videos" / "report.json").read_text())
+    files = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()}
+    named = {r["member"]: r["reason"] for r in report["skipped"] + report["left_out"]}
+    assert files == set(manifest.member) | set(named)
+    assert not set(manifest.member) & set(named)
+    assert named["Phone/notes.txt"] == "not a video (.txt)"
+    assert named["Bike/.DS_Store"].startswith("hidden file")
+    used = {Path(m).suffix for m in manifest.member}
+    assert {".m1v", ".m2v", ".3g2", ".mxf", ".ivf", ".mjpeg", ".nut", ".y4m"} <= used
+    assert all(report["counts"][s][c] >= 1 for s in ("train", "val", "test")
+               for c in ("Bike", "Phone"))

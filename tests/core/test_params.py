@@ -122,13 +122,14 @@ def test_choices_come_from_the_modules_that_own_them():
     layout declared there is accepted here with no second list to update."""
     from videoclf.data.options import LAYOUTS, SOURCES, SPLIT_BY
     from videoclf.data.styles import STYLES
-    from videoclf.training.options import DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
+    from videoclf.training.options import BALANCE, DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
     from videoclf.video import SHORT_VIDEO
 
     owned = {("model", "input"): INPUTS, ("model", "norm"): NORMS,
              ("data", "builtin_style"): tuple(STYLES), ("data", "layout"): LAYOUTS,
              ("data", "source"): SOURCES, ("data", "split_by"): SPLIT_BY,
              ("train", "lr_schedule"): LR_SCHEDULES, ("train", "distribute"): DISTRIBUTE,
+             ("train", "balance"): BALANCE,
              ("frames", "short_video"): SHORT_VIDEO}
     for (block, key), choices in owned.items():
         for c in choices:
@@ -153,3 +154,18 @@ def test_a_broken_params_file_is_one_line_naming_the_problem(tmp_path, text, wor
     with pytest.raises(ParamsError) as e:
         load(tmp_path / "params.yaml")
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_per_class_takes_counts_fractions_and_all_and_classes_take_names():
+    p = project_params({"data": {"per_class": {"train": "all", "val": 0.15, "test": 10},
+                                 "num_classes": 0, "classes": ["B", "A"], "max_per_class": 50}})
+    assert as_dict(p.data.per_class) == {"train": "all", "val": 0.15, "test": 10}
+    assert p.data.classes == ("B", "A") and p.data.num_classes == 0
+    assert project_params({"data": {"num_classes": 400}}).data.num_classes == 400
+    for bad, words in [({"per_class": {"val": "all"}}, "data.per_class.val: expected a count"),
+                       ({"per_class": {"val": 1.5}}, "data.per_class.val: a fraction must be"),
+                       ({"per_class": {"val": 1.0}}, "strictly between 0 and 1"),
+                       ({"num_classes": 1}, "data.num_classes: a classifier needs 2"),
+                       ({"classes": ["A", "A"]}, "data.classes: A is listed twice")]:
+        with pytest.raises(ParamsError, match=words):
+            project_params({"data": bad})

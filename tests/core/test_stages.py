@@ -20,7 +20,7 @@ from videoclf.closure import closure, module_closure
 
 from helpers import ROOT, assert_one_error_line, run_python, tmpfs, write_project
 
-STAGES = ("download", "extract", "train", "evaluate", "plot", "export")
+STAGES = ("source", "download", "extract", "train", "evaluate", "plot", "export")
 
 
 def _dvc_yaml() -> dict:
@@ -68,7 +68,8 @@ def test_paths_are_written_once_in_dvc_yaml():
     for name in STAGES:
         stage = d["stages"][name]
         assert stage["cmd"].startswith(f"python stages/{name}.py ${{paths.")
-        assert all(o.startswith("${paths.") for o in stage["outs"]), name
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+        assert all(o.startswith("${paths.") for o in outs), name
     for name in STAGES:
         text = (ROOT / "stages" / f"{name}.py").read_text()
         assert '"data/' not in text and '"metrics/' not in text and "Path(" not in text, name

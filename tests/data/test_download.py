@@ -396,3 +396,32 @@ def download_members(data) -> set[str]:
     splits = split_videos(listing.videos, classes, dataclasses.asdict(data.per_class),
                           data.split_by, data.seed)
     return {v.member for s in splits.values() for v in s}
+
+
+def test_a_damaged_video_does_not_empty_a_split_while_the_class_has_others(tmp_path):
+    """The one video val takes of class B is damaged: an unused group of B takes its place
+    (seeded), instead of "no usable clip left for val/B"."""
+    from videoclf.data.splits import split_videos as split
+
+    footage = Path(__file__).resolve().parents[1] / "footage"
+    src = tmp_path / "src"
+    for cls in ("A", "B"):
+        (src / cls).mkdir(parents=True)
+        for g in range(1, 8):
+            shutil.copyfile(footage / "h264_carphone.mp4", src / cls / f"x_g{g:02d}_c01.mp4")
+    per_class = {"train": 2, "val": 1, "test": 1}
+    data = project_params({"data": {"source": "url", "url": str(src), "num_classes": 2,
+                                    "per_class": per_class}}).data
+    listing = parse_members(sorted(p.relative_to(src).as_posix() for p in src.rglob("*.mp4")))
+    val_b = [v.member for v in split(listing.videos, ["A", "B"], per_class, "group",
+                                     data.seed)["val"] if v.cls == "B"]
+    assert len(val_b) == 1
+    (src / val_b[0]).write_bytes((footage / "theora_damaged.ogv").read_bytes())
+    m = download(data, tmp_path / "videos", tmp_path / "s")
+    got = m[(m.split == "val") & (m["class"] == "B")]
+    assert len(got) == 1 and got.member.iloc[0] != val_b[0]
+    report = json.loads((tmp_path / "videos" / "report.json").read_text())
+    assert [s["member"] for s in report["skipped"]] == [val_b[0]]
+    assert report["skipped"][0]["reason"].startswith("damaged stream")
+    assert m.groupby("split").group.apply(set).pipe(
+        lambda g: not (g["train"] & g["val"] or g["val"] & g["test"] or g["train"] & g["test"]))

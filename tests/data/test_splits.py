@@ -180,3 +180,58 @@ def test_a_groups_csv_csv_cannot_parse_is_one_line():
     big = "video,group\nJump/a.mp4," + "x" * (200 * 1024) + "\n"  # over csv's field limit
     with pytest.raises(DatasetError, match=r"groups.csv: line \d+: not CSV"):
         read_groups_csv(big)
+
+
+def _uneven():
+    """A: 400 videos in 40 groups, B: 60 in 6, C: 12 in 3 (UCF101 names)."""
+    names = []
+    for cls, groups, clips in (("A", 40, 10), ("B", 6, 10), ("C", 3, 4)):
+        names += [f"UCF101/v_{cls}_g{g:02d}_c{c:02d}.avi" for g in range(1, groups + 1)
+                  for c in range(1, clips + 1)]
+    return _videos(names)[0]
+
+
+@pytest.mark.parametrize("per_class", [{"train": 0.7, "val": 0.15, "test": 0.15},
+                                       {"train": "all", "val": 0.15, "test": 0.15}])
+def test_fractions_use_every_video_in_whole_groups(per_class):
+    videos = _uneven()
+    out = split_videos(videos, ["A", "B", "C"], per_class, "group", 3)
+    assert out == split_videos(list(reversed(videos)), ["A", "B", "C"], per_class, "group", 3)
+    assert sorted(v.member for s in out.values() for v in s) == sorted(v.member for v in videos)
+    for cls, n in (("A", 400), ("B", 60), ("C", 12)):
+        got = {s: [v for v in out[s] if v.cls == cls] for s in out}
+        groups = [{v.group for v in got[s]} for s in ("train", "val", "test")]
+        assert all(groups) and not (groups[0] & groups[1] or groups[0] & groups[2]
+                                    or groups[1] & groups[2])
+        if cls != "C":  # whole groups of 10: the shares are met within one group
+            assert abs(len(got["val"]) - 0.15 * n) <= 10 and abs(len(got["test"]) - 0.15 * n) <= 10
+
+
+def test_fractions_that_add_up_to_less_leave_the_rest_out_and_a_cap_keeps_whole_groups():
+    videos = _uneven()
+    out = split_videos(videos, ["A", "B"], {"train": 0.5, "val": 0.1, "test": 0.1}, "group", 0)
+    a = [v for s in out.values() for v in s if v.cls == "A"]
+    assert 260 <= len(a) <= 300  # 70% of 400, whole groups of 10
+    capped = split_videos(videos, ["A", "B"], {"train": "all", "val": 0.2, "test": 0.2},
+                          "group", 0, max_per_class=100)
+    per = {c: [v for s in capped.values() for v in s if v.cls == c] for c in ("A", "B")}
+    assert len(per["A"]) == 100 and len({v.group for v in per["A"]}) == 10
+    assert len(per["B"]) == 60  # under the cap: all of it
+
+
+def test_classes_by_name_with_the_nearest_names_for_a_typo():
+    videos = _videos(_archive(classes=("Basketball", "Diving", "PlayingGuitar", "Rowing")))[0]
+    assert select_classes(videos, 0, ["PlayingGuitar", "Basketball"]) == [
+        "Basketball", "PlayingGuitar"]
+    assert select_classes(videos, 0) == ["Basketball", "Diving", "PlayingGuitar", "Rowing"]
+    with pytest.raises(DatasetError, match="no class 'Divng' in the source .*nearest: Diving"):
+        select_classes(videos, 0, ["Divng"])
+
+
+def test_more_than_101_classes():
+    names = [f"UCF101/v_C{i:03d}_g{g:02d}_c01.avi" for i in range(150) for g in range(1, 4)]
+    videos = _videos(names)[0]
+    classes = select_classes(videos, 0)
+    assert len(classes) == 150
+    out = split_videos(videos, classes, {"train": 1, "val": 1, "test": 1}, "group", 0)
+    assert all(len(out[s]) == 150 for s in out)

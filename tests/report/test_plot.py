@@ -85,3 +85,32 @@ def test_the_committed_offline_page_is_what_the_pinned_package_gives():
 
     committed = (ROOT / ".dvc" / "plots" / "offline.html").read_text()
     assert committed == page() and "{plot_divs}" in committed
+
+
+def test_plots_stay_readable_with_many_classes(tmp_path):
+    """120 classes: no numbers in 14,400 cells, a bounded figure, the worst confusions named,
+    and the bars of the classes of lowest F1 only."""
+    import numpy as np
+    import pandas as pd
+
+    from videoclf.report.plot import confusion_heatmaps, per_class_bars, top_confusions
+
+    classes = [f"Class{i:03d}" for i in range(120)]
+    rng = np.random.default_rng(0)
+    predictions = []
+    for i, c in enumerate(classes):
+        for _ in range(5):
+            wrong = i == 7 or rng.random() < 0.2
+            predictions.append({"video": f"{c}/v.avi", "actual": c,
+                                "predicted": classes[(i + 1) % 120] if wrong else c})
+    confusion_heatmaps(predictions, classes, tmp_path / "cm.png")
+    h, w = mpimg.imread(tmp_path / "cm.png").shape[:2]
+    assert h < 2400 and w < 4200
+    cm = pd.crosstab(pd.Categorical([p["actual"] for p in predictions], categories=classes),
+                     pd.Categorical([p["predicted"] for p in predictions], categories=classes),
+                     dropna=False)
+    assert top_confusions(cm, 1) == [("Class007", "Class008", 5)]
+    per_class = {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0 - (i == 7), "support": 5}
+                 for i, c in enumerate(classes)}
+    per_class_bars(per_class, tmp_path / "bars.png")
+    assert mpimg.imread(tmp_path / "bars.png").shape[0] < 1800

@@ -4,6 +4,8 @@ import sys
 
 from videoclf.data import builtin
 
+from helpers import ROOT
+
 
 def test_predict_json_table_and_a_broken_file(tiny_model, tmp_path):
     clips = tmp_path / "clips"
@@ -28,11 +30,14 @@ def test_predict_json_table_and_a_broken_file(tiny_model, tmp_path):
     assert f"error: {broken}" in r.stderr and f"error: {missing}: no such file" in r.stderr
     assert "Traceback" not in r.stderr
 
+    (clips / "notes.txt").write_text("not a video")  # left out, and said so
+    (clips / "clip.m2v").write_bytes((ROOT / "tests" / "footage" / "carphone.m2v").read_bytes())
     table = subprocess.run([sys.executable, "-m", "videoclf", "predict", str(clips), "--model",
                             str(tiny_model), "--top-k", "3"], capture_output=True, text=True,
                            timeout=300, cwd=tmp_path)
     assert table.returncode == 0, table.stderr
-    assert table.stdout.count("  1. ") == 2 and table.stdout.count("  3. ") == 2
+    assert table.stdout.count("  1. ") == 3 and table.stdout.count("  3. ") == 3  # .m2v too
+    assert f"note: {clips}: 1 file(s) left out, not videos: .txt 1" in table.stderr
 
 
 def test_predict_without_model_is_a_clear_error(tmp_path):

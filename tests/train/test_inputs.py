@@ -140,3 +140,49 @@ def test_color_changes_are_channel_orders_and_negatives_reproducibly(tiny_frames
     first = _epochs(ds, 3)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))
     assert np.array_equal(resumed[0], first[2][0])
+
+
+def _uneven_index(tiny_frames):
+    """The tiny train split made uneven: class 0 keeps every video, the others one each."""
+    index, _ = load_index(tiny_frames)
+    train = index[index.split == "train"]
+    first = train[train["clip"] == 0].groupby("label").video.first()
+    keep = (index.split != "train") | (index.label == 0) | index.video.isin(first)
+    return index[keep]
+
+
+def test_balance_sample_repeats_smaller_classes_and_stays_reproducible(tiny_frames):
+    from videoclf.training.inputs import class_balance, steps
+
+    index = _uneven_index(tiny_frames)
+    heads = index[(index.split == "train") & (index["clip"] == 0)]
+    per_class = heads.groupby("label").size()
+    repeat, weights = class_balance(index, "sample")
+    assert weights is None and repeat == [1] + [int(per_class[0])] * (len(per_class) - 1)
+    assert steps(index, "train", 4, repeat) == -(-int(per_class[0]) * len(per_class) // 4)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
+                      repeat=repeat, epochs=2)
+    (x1, y1), (x2, y2) = _epochs(ds, 2)
+    assert np.bincount(y1).tolist() == [int(per_class[0])] * len(per_class)  # balanced
+    again = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
+                         repeat=repeat, epochs=2, first_epoch=0)
+    assert np.array_equal(_epoch(again)[0], np.concatenate([x1, x2]))
+    resumed = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
+                           repeat=repeat, epochs=1, first_epoch=1)
+    assert np.array_equal(_epoch(resumed)[0], x2)  # epoch 1 is the same when resumed at it
+
+
+def test_balance_weight_gives_inverse_frequency_sample_weights(tiny_frames):
+    from videoclf.training.inputs import class_balance
+
+    index = _uneven_index(tiny_frames)
+    heads = index[(index.split == "train") & (index["clip"] == 0)]
+    repeat, weights = class_balance(index, "weight")
+    assert repeat is None
+    counts = np.bincount(heads.label)
+    assert np.allclose(np.asarray(weights) * counts, len(heads) / len(counts))  # 1/n_c
+    assert np.isclose(np.mean(np.asarray(weights)[heads.label]), 1.0)  # mean 1 per video
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
+                      weights=weights)
+    for _x, y, w in ds:
+        assert np.allclose(w.numpy(), np.asarray(weights)[y.numpy()])

@@ -208,3 +208,14 @@ def test_model_init_pointing_at_this_stages_own_output_says_what_happens(tiny_fr
                                          "elsewhere first"):
         train(tiny_frames, tmp_path / "model", tmp_path / "live", p.model, p.train,
               clips_per_video=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("balance", ["sample", "weight"])
+def test_balanced_training_runs_through_fit(tiny_frames, tmp_path, balance):
+    from videoclf.training.train import train
+
+    p = project_params({"train": {"epochs": 1, "batch_size": 4, "balance": balance}})
+    s = train(tiny_frames, tmp_path / "m", tmp_path / "live", p.model, p.train,
+              clips_per_video=1)
+    assert s["epochs_run"] == 1 and np.isfinite(s["best_val_loss"])

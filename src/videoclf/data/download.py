@@ -6,9 +6,12 @@ import errno
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import video
@@ -16,6 +19,7 @@ from ..artifacts import MANIFEST, MANIFEST_COLUMNS, SPLITS, VIDEOS_REPORT
 from ..outputs import staged_dir, write_json, write_parquet
 from ..params import DataParams, as_dict
 from ..pool import map_videos
+from ..seeding import derive_seed
 from . import sources
 from .splits import (
     GROUPS_FILE,
@@ -74,15 +78,16 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
     if not listing.videos:
         raise DatasetError(f"{source.describe()}: no video found (layout {listing.layout}: "
                            "v_<Class>_gXX_cYY.<ext> names, or <Class>/<video> folders)")
-    classes = select_classes(listing.videos, data.num_classes)
+    classes = select_classes(listing.videos, data.num_classes, data.classes)
     check_pairs(classes, flip_pairs)
     splits = split_videos(listing.videos, classes, as_dict(data.per_class), data.split_by,
-                          data.seed)
+                          data.seed, data.max_per_class)
     selected = [v for s in SPLITS for v in splits[s]]
     log.info("download: %s, %d videos in %d classes (%s layout%s); %d selected (%s split)",
              source.describe(), len(listing.videos), len({v.cls for v in listing.videos}),
              listing.layout, f", root {listing.root}/" if listing.root else "", len(selected),
              data.split_by)
+    _log_counts(splits, classes)
     ungrouped = sum(1 for v in selected if v.group_from == "none")
     note = LEAKAGE_NOTE.format(n=ungrouped) if ungrouped else None
     if note and data.split_by == "group":
@@ -110,13 +115,25 @@ def _fetch_and_place(source: sources.Source, listing: Listing, selected: list[Vi
                      splits: dict[str, list[Video]], classes: list[str], staging: Path,
                      out_dir: Path, data: DataParams, note: str | None, workers: int
                      ) -> tuple[pd.DataFrame, list[dict]]:
-    paths, failures = source.fetch(selected, staging)
+    paths: dict[str, Path] = {}
+    checks: dict[str, tuple[int, dict | None]] = {}
+    failures: list[dict] = []
+    fetch = partial(_fetch_checked, source, staging, data.min_decodable,
+                    workers or os.cpu_count() or 1, paths, checks, failures)
+    fetch(selected)
+    _refill(listing.videos, splits, classes, checks, fetch, data.seed)
     skipped = listing.refused + source.refused() + failures
-    fetched = [v for v in selected if v.member in paths]
-    checks = dict(zip((v.member for v in fetched), map_videos(
-        _measure, [(paths[v.member], data.min_decodable) for v in fetched],
-        workers or os.cpu_count() or 1, "check")))
-    _check_whole(source, checks, paths)
+    taken = [v for s in SPLITS for v in splits[s]]
+    in_splits = {v.member for v in taken}
+    # Tried as a replacement and found unusable: skipped, with why, like the others.
+    skipped += [{"member": m, **problem} for m, (_, problem) in checks.items()
+                if problem and m not in in_splits]
+    named = {r["member"] for r in skipped}
+    left_out = listing.ignored + [r for r in _not_selected(listing.videos, taken, classes)
+                                  if r["member"] not in named]
+    if left_out:
+        log.info("download: %d file(s) left out: %s (each in %s)", len(left_out),
+                 _by_reason(left_out), VIDEOS_REPORT)
     with staged_dir(out_dir) as tmp:
         # never hard-link a user's own files
         manifest = _place(splits, classes, paths, checks, skipped, tmp,
@@ -133,8 +150,82 @@ def _fetch_and_place(source: sources.Source, listing: Listing, selected: list[Vi
             "leakage_warning": note,
             "counts": {s: {c: int(counts.get((s, c), 0)) for c in classes} for s in SPLITS},
             "skipped": skipped,
+            "left_out": left_out,
         })
     return manifest, skipped
+
+
+def _fetch_checked(source: sources.Source, staging: Path, min_decodable: float, workers: int,
+                   paths: dict[str, Path], checks: dict[str, tuple[int, dict | None]],
+                   failures: list[dict], videos: list[Video]) -> None:
+    """Fetch ``videos`` and decode each once in full; results are added to the mappings."""
+    got, failed = source.fetch(videos, staging)
+    paths.update(got)
+    failures += failed
+    fetched = [v for v in videos if v.member in got]
+    new = dict(zip((v.member for v in fetched), map_videos(
+        _measure, [(got[v.member], min_decodable) for v in fetched], workers, "check")))
+    _check_whole(source, new, paths)
+    checks.update(new)
+
+
+def _refill(videos: list[Video], splits: dict[str, list[Video]], classes: list[str],
+            checks: dict[str, tuple[int, dict | None]],
+            fetch: Callable[[list[Video]], None], seed: int) -> None:
+    """A split that lost every video of a class (damaged, unreadable) takes an unused whole
+    group of that class instead, in a seeded order, so one bad file never empties a split
+    while the class has usable videos elsewhere; only a class without one is an error."""
+    def usable(v: Video) -> bool:
+        return v.member in checks and checks[v.member][1] is None
+
+    used = {v.member for s in SPLITS for v in splits[s]}
+    for cls in classes:
+        for split in SPLITS:
+            if any(usable(v) for v in splits[split] if v.cls == cls):
+                continue
+            spare: dict[str, list[Video]] = {}
+            for v in videos:
+                if v.cls == cls and v.member not in used:
+                    spare.setdefault(v.group, []).append(v)
+            order = sorted(spare)
+            rng = np.random.default_rng(derive_seed(seed, "refill", cls, split))
+            for i in rng.permutation(len(order)):
+                group = spare[order[i]]
+                fetch(group)
+                used |= {v.member for v in group}
+                if any(usable(v) for v in group):
+                    splits[split] += group
+                    log.warning("download: %s/%s had no usable video left (see skipped); "
+                                "took the unused group %s instead", split, cls, order[i])
+                    break
+
+
+def _not_selected(videos: list[Video], selected: list[Video], classes: list[str]
+                  ) -> list[dict]:
+    """Every video of the source that no split takes, with why."""
+    taken, wanted = {v.member for v in selected}, set(classes)
+    return [{"member": v.member, "reason": (
+        "not selected: its class is not among data.classes / data.num_classes"
+        if v.cls not in wanted else
+        "not selected: beyond data.per_class or data.max_per_class")}
+        for v in videos if v.member not in taken]
+
+
+def _by_reason(rows: list[dict]) -> str:
+    """``not a video (.txt) 3, hidden file 1, ...``: a count per reason, most first."""
+    counts = Counter(r["reason"].split(":")[0] if r["reason"].startswith("not selected")
+                     else r["reason"] for r in rows)
+    return ", ".join(f"{reason} {n}" for reason, n in counts.most_common())
+
+
+def _log_counts(splits: dict[str, list[Video]], classes: list[str]) -> None:
+    """One line: per split, the fewest and most videos a class got (report.json: each)."""
+    parts = []
+    for s in SPLITS:
+        per = Counter(v.cls for v in splits[s])
+        n = [per.get(c, 0) for c in classes]
+        parts.append(f"{s} {min(n)}" if min(n) == max(n) else f"{s} {min(n)}-{max(n)}")
+    log.info("download: %d classes, videos per class: %s", len(classes), ", ".join(parts))
 
 
 def _check_whole(source: sources.Source, checks: dict[str, tuple[int, dict | None]],

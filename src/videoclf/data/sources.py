@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -268,6 +270,46 @@ class BuiltinSource:
         return {v.member: staging / staged_name(v.member) for v in videos}, []
 
 
+def walk_files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every file below ``root`` (its path below the root, its stat), following links to
+    folders (users link data in), each real folder once. A folder that cannot be read is an
+    error naming it: skipping it would silently drop a class, and the next class would take
+    its place."""
+    seen: set[tuple[int, int]] = set()
+    unreadable: list[str] = []
+
+    def note(e: OSError) -> None:
+        unreadable.append(f"{e.filename}: {e.strerror or type(e).__name__}")
+
+    for top, dirs, files in os.walk(root, onerror=note, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        rel = Path(top).relative_to(root)
+        dirs.sort()
+        for f in sorted(files):
+            try:
+                fst = os.stat(Path(top) / f)
+            except OSError:
+                continue  # a dangling link
+            if stat.S_ISREG(fst.st_mode):
+                yield (rel / f).as_posix(), fst
+    if unreadable:
+        raise DatasetError(f"data.url: cannot read folder {unreadable[0]}"
+                           + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1
+                              else "") + "; fix its permissions or move it out")
+
+
+def local_path(url: str) -> Path | None:
+    """The local file or folder ``data.url`` names, or None for a URL over the network."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file") or re.match(r"^[A-Za-z]:", url):
+        return Path(unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
+    return None
+
+
 class DirSource:
     """A local folder of videos (class folders or UCF101 names), read in place."""
 
@@ -278,30 +320,7 @@ class DirSource:
         return f"local folder {self.location}"
 
     def names(self) -> list[str]:
-        """Every file below the folder, following links to folders (users link data in),
-        each real folder once. A folder that cannot be read is an error naming it: skipping
-        it would silently drop a class, and the next class would take its place."""
-        names: list[str] = []
-        seen: set[tuple[int, int]] = set()
-        unreadable: list[str] = []
-
-        def note(e: OSError) -> None:
-            unreadable.append(f"{e.filename}: {e.strerror or type(e).__name__}")
-
-        for top, dirs, files in os.walk(self.path, onerror=note, followlinks=True):
-            st = os.stat(top)
-            if (st.st_dev, st.st_ino) in seen:  # a link back up the tree
-                dirs[:] = []
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            rel = Path(top).relative_to(self.path)
-            names += [(rel / f).as_posix() for f in files if os.path.isfile(Path(top) / f)]
-            dirs.sort()
-        if unreadable:
-            raise DatasetError(f"data.url: cannot read folder {unreadable[0]}"
-                               + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1
-                                  else "") + "; fix its permissions or move it out")
-        return sorted(names)
+        return sorted(rel for rel, _ in walk_files(self.path))
 
     def refused(self) -> list[dict]:
         return []
@@ -357,10 +376,9 @@ def open_source(data: DataParams, workers: int = 0) -> Source:
     if parsed.scheme not in ("", "file", "http", "https") and not re.match(r"^[A-Za-z]:", url):
         raise DatasetError(f"data.url: {parsed.scheme}:// is not supported (a local folder or "
                            "zip, file://, http:// or https://)")
-    if parsed.scheme in ("", "file"):
-        local = Path(unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
-        if local.is_dir():
-            return DirSource(url, local)
+    local = local_path(url)
+    if local is not None and local.is_dir():
+        return DirSource(url, local)
     return ZipSource(url, data.max_member_mb, data.stall_seconds)
 
 

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -66,6 +67,7 @@ class Listing:
     layout: str                   # ucf101 | folders
     root: str = ""                # folder holding the class folders ("" = the source's top)
     grouped_by: dict[str, int] = field(default_factory=dict)  # name | groups.csv | none -> videos
+    ignored: list[dict] = field(default_factory=list)  # files that are no video, with why
 
 
 def unsafe_member(name: str) -> bool:
@@ -103,16 +105,25 @@ def parse_members(names: list[str], layout: str = "auto",
     ``folders``: ``<root>/<Class>/<any/sub/path>/<video>``; the class is the folder name, the
     group comes from ``_gNN_`` in the name, else from ``groups`` (``groups.csv``: path below
     the root -> group), else each video is its own group. ``auto``: ucf101 when every video
-    is named that way, else folders. Members that are not videos are ignored silently.
+    is named that way, else folders. Files that are no video (by suffix: any container
+    FFmpeg reads) and hidden ones are listed in ``ignored``, with why.
     """
-    candidates, refused = [], []
+    candidates, refused, ignored = [], [], []
     for name in names:
-        if name.endswith(("/", "\\")) or not is_video(name):
+        if name.endswith(("/", "\\")):
+            continue  # a folder entry of a zip
+        hidden = _hidden(PurePosixPath(name.replace("\\", "/")).parts)
+        if not is_video(name):
+            suffix = PurePosixPath(name.replace("\\", "/")).suffix.lower() or "no suffix"
+            ignored.append({"member": name, "reason": "hidden file" if hidden else
+                            f"not a video ({suffix})"})
             continue
         if unsafe_member(name):
             refused.append({"member": name, "reason": "unsafe path (absolute or '..'): refused"})
             continue
-        if _hidden(PurePosixPath(name.replace("\\", "/")).parts):
+        if hidden:
+            ignored.append({"member": name, "reason": "hidden file (macOS resource fork or "
+                            "dot file)"})
             continue
         candidates.append(name)
     if layout == "auto":
@@ -127,7 +138,8 @@ def parse_members(names: list[str], layout: str = "auto",
     else:
         root = find_root(candidates)
         videos = _folder_videos(candidates, root, groups or {}, refused, grouped_by)
-    return Listing(videos, refused, layout, root, {k: v for k, v in grouped_by.items() if v})
+    return Listing(videos, refused, layout, root, {k: v for k, v in grouped_by.items() if v},
+                   ignored)
 
 
 def _ucf101_videos(candidates: list[str], refused: list[dict], grouped_by: dict[str, int]
@@ -199,9 +211,23 @@ def _group_order(group: str) -> tuple:
     return (0, int(m[1]), "") if m else (1, 0, group)
 
 
-def select_classes(videos: list[Video], num_classes: int) -> list[str]:
-    """The first ``num_classes`` class names in sorted order."""
+def select_classes(videos: list[Video], num_classes: int, names: Sequence[str] = ()
+                   ) -> list[str]:
+    """The classes to use, in sorted order: those named (``data.classes``), else the first
+    ``num_classes`` (0: every class). A name the source does not hold is an error naming the
+    nearest ones it does."""
     classes = sorted({v.cls for v in videos})
+    if names:
+        have = set(classes)
+        for name in names:
+            if name not in have:
+                near = difflib.get_close_matches(name, classes, n=3, cutoff=0.6)
+                hint = f"; nearest: {', '.join(near)}" if near else ""
+                raise DatasetError(f"data.classes: no class {name!r} in the source "
+                                   f"({len(classes)} classes){hint}")
+        return sorted(names)
+    if num_classes == 0:
+        return classes
     if len(classes) < num_classes:
         raise DatasetError(
             f"data.num_classes: the archive has {len(classes)} classes, {num_classes} requested"
@@ -209,22 +235,73 @@ def select_classes(videos: list[Video], num_classes: int) -> list[str]:
     return classes[:num_classes]
 
 
+Target = int | float | str  # a count (>= 1), a fraction (0 < f < 1), or "all" (train)
+
+
+def _targets(per_class: Mapping[str, Target], n: int) -> dict[str, float] | None:
+    """Per split, the videos a class of ``n`` should give, or None when every target is a
+    count (today's meaning: ``_fill_groups``, surplus left out). Fractions are of ``n``;
+    ``all`` is what the other splits leave."""
+    if all(isinstance(per_class[s], int) and not isinstance(per_class[s], bool)
+           for s in SPLITS):
+        return None
+    want: dict[str, float] = {}
+    for s in SPLITS:
+        t = per_class[s]
+        if isinstance(t, float):
+            want[s] = t * n
+        elif isinstance(t, int):
+            want[s] = float(min(t, n))
+    rest = [s for s in SPLITS if per_class[s] == "all"]
+    for s in rest:
+        want[s] = max(0.0, n - sum(want.values()))
+    return want
+
+
+def _cap(vids: list[Video], cap: int, rng: np.random.Generator) -> list[Video]:
+    """At most ``cap`` videos of a class, as whole groups in a seeded order (one group at
+    least); the videos left out are reported by the caller."""
+    if not cap or len(vids) <= cap:
+        return vids
+    by_group = _by_group(vids)
+    order = list(by_group)
+    kept: list[Video] = []
+    for i in rng.permutation(len(order)):
+        g = by_group[order[i]]
+        if kept and len(kept) + len(g) > cap:
+            continue
+        kept += g
+    return sorted(kept, key=lambda v: (_group_order(v.group), v.clip, v.member))
+
+
+def _by_group(vids: list[Video]) -> dict[str, list[Video]]:
+    out: dict[str, list[Video]] = {}
+    for v in vids:
+        out.setdefault(v.group, []).append(v)
+    return out
+
+
 def split_videos(
     videos: list[Video],
     classes: list[str],
-    per_class: dict[str, int],
+    per_class: Mapping[str, Target],
     split_by: str,
     seed: int,
+    max_per_class: int = 0,
 ) -> dict[str, list[Video]]:
     """Assign videos of the chosen classes to splits.
 
-    ``group``: groups are shuffled (seeded per class) and each goes whole to one split, filling
-    train, then val, then test; clips of a group beyond what its split needs are left out, so no
-    group is ever in two splits. ``file``: the tutorial's split, files shuffled (seeded) and cut
-    into consecutive runs, which lets one actor and scene appear in train and test.
-    Per-class counts are targets. A class with fewer clips than all targets together is split
-    in proportion to them (whole groups; each split gets a group when the class has three or
-    more), with a warning; a class left with an empty split is an error.
+    ``group``: groups are shuffled (seeded per class) and each goes whole to one split, so no
+    group is ever in two splits. ``file``: the tutorial's split, files shuffled (seeded) and
+    cut into consecutive runs, which lets one actor and scene appear in train and test.
+
+    Counts (``per_class`` integers) are targets: whole groups fill train, then val, then test,
+    and clips of a group beyond what its split needs are left out; a class with fewer clips
+    than all targets together is split in proportion to them, with a warning. Fractions (and
+    ``all`` for train) use every video: each whole group goes to the split furthest below its
+    share. Either way each split gets a group when the class has three or more, and a split
+    left empty is an error. ``max_per_class`` (0: no cap) keeps at most that many videos of a
+    class, whole groups, before splitting.
     """
     out: dict[str, list[Video]] = {s: [] for s in SPLITS}
     by_class: dict[str, list[Video]] = {c: [] for c in classes}
@@ -234,31 +311,47 @@ def split_videos(
     for cls in classes:
         # Sorting first makes the result independent of the archive's listing order.
         vids = sorted(by_class[cls], key=lambda v: (_group_order(v.group), v.clip, v.member))
-        rng = np.random.default_rng(derive_seed(seed, "split", split_by, cls))
-        short = len(vids) < sum(per_class[s] for s in SPLITS)
-        if split_by == "file":
-            order = [vids[i] for i in rng.permutation(len(vids))]
-            got = _cut_files(order, per_class, short)
-        else:
-            groups = sorted({v.group for v in vids}, key=_group_order)
-            groups = [groups[i] for i in rng.permutation(len(groups))]
-            members = {g: [v for v in vids if v.group == g] for g in groups}
-            members = {g: [m[i] for i in rng.permutation(len(m))] for g, m in members.items()}
-            got = (_share_groups(groups, members, per_class) if short
-                   else _fill_groups(groups, members, per_class))
+        vids = _cap(vids, max_per_class, np.random.default_rng(derive_seed(seed, "cap", cls)))
+        got = _split_class(vids, per_class, split_by,
+                           np.random.default_rng(derive_seed(seed, "split", split_by, cls)))
+        n_groups = len({v.group for v in vids})
         empty = [s for s in SPLITS if not got[s]]
         if empty:
             raise DatasetError(
-                f"class {cls} has {len(vids)} clips in {len({v.group for v in vids})} groups: "
+                f"class {cls} has {len(vids)} clips in {n_groups} groups: "
                 f"not enough for split(s) {', '.join(empty)} (data.per_class, data.split_by)"
             )
-        if any(len(got[s]) < per_class[s] for s in SPLITS):
+        counted = {s: t for s in SPLITS if isinstance(t := per_class[s], int)}
+        if any(len(got[s]) < t for s, t in counted.items()):
             log.warning("class %s has %d clips in %d groups, fewer than asked: got %s", cls,
-                        len(vids), len({v.group for v in vids}),
+                        len(vids), n_groups,
                         ", ".join(f"{s} {len(got[s])}/{per_class[s]}" for s in SPLITS))
         for s in SPLITS:
             out[s] += sorted(got[s], key=lambda v: v.member)
     return out
+
+
+def _split_class(vids: list[Video], per_class: Mapping[str, Target], split_by: str,
+                 rng: np.random.Generator) -> dict[str, list[Video]]:
+    want = _targets(per_class, len(vids))
+    if split_by == "file":
+        order = [vids[i] for i in rng.permutation(len(vids))]
+        if want is not None:
+            return _cut_files(order, {s: int(round(w)) for s, w in want.items()}, False)
+        short = len(vids) < sum(int(per_class[s]) for s in SPLITS)
+        return _cut_files(order, {s: int(per_class[s]) for s in SPLITS}, short)
+    groups = sorted({v.group for v in vids}, key=_group_order)
+    groups = [groups[i] for i in rng.permutation(len(groups))]
+    by_group = _by_group(vids)
+    members = {g: [by_group[g][i] for i in rng.permutation(len(by_group[g]))] for g in groups}
+    if want is not None:
+        return _share_groups(groups, members, want)
+    counts = {s: int(per_class[s]) for s in SPLITS}
+    if len(vids) < sum(counts.values()):
+        total = len(vids)
+        return _share_groups(groups, members,
+                             {s: total * counts[s] / sum(counts.values()) for s in SPLITS})
+    return _fill_groups(groups, members, counts)
 
 
 def _fill_groups(groups: list[str], members: dict[str, list[Video]],
@@ -282,16 +375,20 @@ def _fill_groups(groups: list[str], members: dict[str, list[Video]],
 
 
 def _share_groups(groups: list[str], members: dict[str, list[Video]],
-                  per_class: dict[str, int]) -> dict[str, list[Video]]:
-    """A short class: each whole group goes to the split furthest below its share of the
-    clips (ties in split order), so the first three groups go to three different splits."""
+                  want: Mapping[str, float]) -> dict[str, list[Video]]:
+    """Each whole group goes to the split furthest below its share of the clips (``want``;
+    ties in split order), so the first three groups go to three different splits. Shares
+    that add up to less than the clips leave the rest out (an ``unused`` share)."""
     total = sum(len(m) for m in members.values())
-    want = {s: total * per_class[s] / sum(per_class.values()) for s in SPLITS}
-    got: dict[str, list[Video]] = {s: [] for s in SPLITS}
+    shares = {s: w for s, w in want.items() if w > 0}
+    if total - sum(shares.values()) >= 0.5:
+        shares["unused"] = total - sum(shares.values())
+    got: dict[str, list[Video]] = {s: [] for s in (*SPLITS, "unused")}
+    order = list(shares)
     for g in groups:
-        s = max(SPLITS, key=lambda s: ((want[s] - len(got[s])) / want[s], -SPLITS.index(s)))
+        s = max(order, key=lambda s: ((shares[s] - len(got[s])) / shares[s], -order.index(s)))
         got[s] += members[g]
-    return got
+    return {s: got[s] for s in SPLITS}
 
 
 def _cut_files(order: list[Video], per_class: dict[str, int], short: bool

@@ -78,30 +78,61 @@ def confusion_heatmaps(predictions: list[dict], classes: list[str], path: Path) 
     cm = pd.crosstab(actual, predicted, dropna=False).reindex(index=classes, columns=classes,
                                                                fill_value=0)
     rates = cm.div(cm.sum(axis=1).replace(0, np.nan), axis=0).fillna(0)
-    size = max(6.0, 0.6 * len(classes) + 3)
+    n = len(classes)
+    # Numbers in the cells and every class named while they stay legible; past that the
+    # colours carry the matrix and the worst confusions are listed beside it.
+    annotate = n <= ANNOTATE_MAX_CLASSES
+    size = min(max(6.0, 0.6 * n + 3), 24.0)
     sns.set_theme(style="white")
-    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
-    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", cbar=False, square=True, ax=axes[0])
-    sns.heatmap(rates, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False,
-                square=True, ax=axes[1])
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size + (0 if annotate else 0.6)))
+    ticks = True if n <= TICKS_MAX_CLASSES else max(1, n // 40)
+    sns.heatmap(cm, annot=annotate, fmt="d", cmap="Blues", cbar=False, square=True,
+                xticklabels=ticks, yticklabels=ticks, ax=axes[0])
+    sns.heatmap(rates, annot=annotate, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False,
+                square=True, xticklabels=ticks, yticklabels=ticks, ax=axes[1])
     acc = float(np.trace(cm.to_numpy()) / max(1, cm.to_numpy().sum()))
     for ax, title in zip(axes, ("counts", "normalised by actual class")):
         ax.set(title=f"Test confusion matrix, {title}", xlabel="Predicted", ylabel="Actual")
-        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="x", labelrotation=45 if annotate else 90)
         ax.tick_params(axis="y", labelrotation=0)
         plt.setp(ax.get_xticklabels(), ha="right")
-    fig.suptitle(f"accuracy {acc:.3f} on {len(predictions)} test videos")
+    title = f"accuracy {acc:.3f} on {len(predictions)} test videos"
+    if not annotate:
+        worst = top_confusions(cm, 8)
+        title += "\nmost confused: " + "; ".join(f"{a} -> {p} ({k})" for a, p, k in worst)
+    fig.suptitle(title)
     _save(fig, path)
 
 
+ANNOTATE_MAX_CLASSES = 30   # numbers in the cells up to this many classes
+TICKS_MAX_CLASSES = 60      # every class named up to this many
+BARS_MAX_CLASSES = 40       # per-class bars for every class up to this many, else the worst
+
+
+def top_confusions(cm: pd.DataFrame, k: int) -> list[tuple[str, str, int]]:
+    """The ``k`` most frequent (actual, predicted, count) mistakes, most first."""
+    values = cm.to_numpy().copy()
+    np.fill_diagonal(values, 0)
+    order = np.argsort(-values, axis=None, kind="stable")[:k]
+    rows, cols = np.unravel_index(order, values.shape)
+    return [(cm.index[r], cm.columns[c], int(values[r, c])) for r, c in zip(rows, cols)
+            if values[r, c] > 0]
+
+
 def per_class_bars(per_class: dict, path: Path) -> None:
-    """Precision, recall and F1 per class as grouped horizontal bars."""
-    df = (pd.DataFrame(per_class).T.reset_index(names="class")
+    """Precision, recall and F1 per class as grouped horizontal bars; with many classes, the
+    ``BARS_MAX_CLASSES`` of lowest F1 (per_class.json has every one)."""
+    table = pd.DataFrame(per_class).T
+    title = "Per-class precision, recall and F1 (test)"
+    if len(table) > BARS_MAX_CLASSES:
+        table = table.sort_values("f1", kind="stable").head(BARS_MAX_CLASSES)
+        title += f": the {BARS_MAX_CLASSES} of lowest F1 of {len(per_class)} classes"
+    df = (table.reset_index(names="class")
           .melt(id_vars="class", value_vars=["precision", "recall", "f1"], var_name="metric"))
     sns.set_theme(style="whitegrid")
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(per_class) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.5))
     sns.barplot(data=df, y="class", x="value", hue="metric", ax=ax)
-    ax.set(xlim=(0, 1.02), xlabel="", ylabel="", title="Per-class precision, recall and F1 (test)")
+    ax.set(xlim=(0, 1.02), xlabel="", ylabel="", title=title)
     _save(fig, path)
 
 
@@ -117,12 +148,15 @@ def pick_examples(predictions: list[dict], classes: list[str], per_class: int) -
                                          p["video"]))
 
 
+EXAMPLES_MAX = 24  # filmstrips in examples.png (misclassified first), however many classes
+
+
 def examples_strip(predictions: list[dict], classes: list[str], sampling: Sampling,
                    videos_dir: Path, path: Path, per_class: int = 2) -> int:
     """A filmstrip per chosen test video: the frames the model sampled (as evaluate samples
     its first clip, drawn at twice the model's size), the true class and the top predictions;
     misclassified videos first, titled in red. Returns the number of videos drawn."""
-    chosen = pick_examples(predictions, classes, per_class)
+    chosen = pick_examples(predictions, classes, per_class)[:EXAMPLES_MAX]
     s = dataclasses.replace(sampling, height=sampling.height * 2, width=sampling.width * 2)
     strips = []
     for p in chosen:

@@ -84,6 +84,22 @@ def bootstrap_ci(correct: np.ndarray, resamples: int, seed: int, level: float = 
     return float(lo), float(hi)
 
 
+def mean_class_ci(correct: np.ndarray, actual: np.ndarray, resamples: int, seed: int,
+                  level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean-class accuracy (the mean over classes of each
+    class's share right), resampling test videos within each class, so every resample holds
+    every class as the test set does."""
+    rng = np.random.default_rng(seed)
+    per_class = []
+    for c in np.unique(actual):
+        hits = correct[actual == c]
+        idx = rng.integers(0, len(hits), size=(resamples, len(hits)))
+        per_class.append(hits[idx].mean(axis=1))
+    means = np.mean(per_class, axis=0)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 @dataclass
 class _Scores:
     """The test split as scored: per kept video, its probabilities and true label."""
@@ -141,13 +157,15 @@ def evaluate(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
     predicted = sc.probs.argmax(axis=1)
     summary, per_class, _ = classification_metrics(sc.actual, predicted, classes)
     nll = -np.log(np.clip(sc.probs[np.arange(len(sc.actual)), sc.actual], 1e-12, 1.0))
-    lo, hi = bootstrap_ci((predicted == sc.actual).astype(float),
-                          evaluate_params.bootstrap, evaluate_params.seed)
+    correct = (predicted == sc.actual).astype(float)
+    lo, hi = bootstrap_ci(correct, evaluate_params.bootstrap, evaluate_params.seed)
+    mlo, mhi = mean_class_ci(correct, sc.actual, evaluate_params.bootstrap, evaluate_params.seed)
     r = lambda x: round(float(x), 6)  # noqa: E731
     summary = {"accuracy": summary.pop("accuracy"),
                "accuracy_ci95_low": r(lo), "accuracy_ci95_high": r(hi),
                "top5_accuracy": r(top_k_accuracy(sc.probs, sc.actual, 5)),
                "mean_class_accuracy": summary["recall"],  # mean of per-class recall
+               "mean_class_accuracy_ci95_low": r(mlo), "mean_class_accuracy_ci95_high": r(mhi),
                "clip_accuracy": r(np.mean(sc.clip_hits)),
                **summary,
                "loss": r(nll.mean()), "clips_per_video": info.clips_per_video,

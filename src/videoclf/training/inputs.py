@@ -73,10 +73,37 @@ def mirror_labels(classes: list[str], pairs: Sequence[Sequence[str]]
     return mirror, notes
 
 
+def class_balance(index: pd.DataFrame, kind: str) -> tuple[list[int] | None,
+                                                        list[float] | None]:
+    """For ``train.balance``: per label, how often a training video is used per epoch
+    (``sample``: every class about as often as the largest, MMAction2's repeat-factor
+    sampling with the factor rounded) or its loss weight (``weight``: inverse frequency,
+    mean 1 over the training videos); ``(None, None)`` for ``none``."""
+    if kind == "none":
+        return None, None
+    heads = index[(index.split == "train") & (index["clip"] == 0)]
+    labels = int(index.label.max()) + 1
+    counts = np.bincount(heads.label.to_numpy(), minlength=labels)
+    if kind == "sample":
+        return [max(1, int(round(counts.max() / c))) if c else 1 for c in counts], None
+    present = int((counts > 0).sum())
+    return None, [len(heads) / (present * c) if c else 0.0 for c in counts]
+
+
+def _heads(part: pd.DataFrame, repeat: Sequence[int] | None) -> pd.DataFrame:
+    """Clip 0 of every video in shard order, each ``repeat[label]`` times (consecutive: the
+    shuffle that follows spreads them, and each draw picks its own clip and flip)."""
+    heads = part[part["clip"] == 0].sort_values(["shard", "row"])
+    if repeat is not None:
+        heads = heads.loc[heads.index.repeat(np.asarray(repeat)[heads.label.to_numpy()])]
+    return heads
+
+
 def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_size: int,
                  training: bool, seed: int = 0, flip: bool = False, color: bool = False,
                  mirror: list[int] | None = None, first_epoch: int = 0, epochs: int = 1,
-                 cycle_length: int = 2) -> tf.data.Dataset:
+                 cycle_length: int = 2, repeat: Sequence[int] | None = None,
+                 weights: Sequence[float] | None = None) -> tf.data.Dataset:
     """Batches of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` for one split.
 
     Training: the batches of ``epochs`` epochs from ``first_epoch`` on, one after the other
@@ -85,15 +112,16 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
     colour change (``color``: ``_recolor``) — comes
     from stateless ops seeded by ``(seed, e)`` alone, so epoch ``e`` is the same whether the
     run started at epoch 0 or resumed at ``e`` after an interruption. ``mirror``: the label of
-    each class once mirrored (``mirror_labels``). Otherwise: one pass in index order (clip 0
-    of each video).
+    each class once mirrored (``mirror_labels``). ``repeat`` and ``weights``
+    (``class_balance``): videos used several times an epoch, or ``(x, y, sample_weight)``
+    batches. Otherwise: one pass in index order (clip 0 of each video).
     """
     frames_dir = Path(frames_dir)
     part = index[index.split == split]
     if part.empty:
         raise ValueError(f"no clip of split {split!r} in the index")
     k = int(part["clip"].max()) + 1 if training else 1
-    heads = part[part["clip"] == 0].sort_values(["shard", "row"])
+    heads = _heads(part, repeat)
     shards = sorted(heads.shard.unique())
     base = tf.ragged.constant([heads.row[heads.shard == s].to_numpy(np.int64) for s in shards],
                               dtype=tf.int64)
@@ -146,10 +174,14 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
 
     if training:
         ds = tf.data.Dataset.range(first_epoch, first_epoch + epochs).flat_map(one_epoch)
-        batches = steps(index, split, batch_size) * epochs
+        batches = steps(index, split, batch_size, repeat) * epochs
     else:
         ds = one_epoch(tf.constant(0, tf.int64))
         batches = steps(index, split, batch_size)
+    if weights is not None:  # of the label each clip trains with (a mirrored one included)
+        w = tf.constant(weights, tf.float32)
+        ds = ds.map(lambda x, y: (x, y, tf.gather(w, y)), num_parallel_calls=AUTOTUNE,
+                    deterministic=True)
     # A known length lets Keras show progress and end epochs without a warning.
     ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
@@ -159,7 +191,9 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
-def steps(index: pd.DataFrame, split: str, batch_size: int) -> int:
-    """Batches in one epoch of ``split`` (one clip per video)."""
-    videos = int(((index.split == split) & (index["clip"] == 0)).sum())
+def steps(index: pd.DataFrame, split: str, batch_size: int,
+          repeat: Sequence[int] | None = None) -> int:
+    """Batches in one epoch of ``split`` (one clip per video, ``repeat[label]`` times)."""
+    heads = index[(index.split == split) & (index["clip"] == 0)]
+    videos = len(heads) if repeat is None else int(np.asarray(repeat)[heads.label].sum())
     return -(-videos // batch_size)

@@ -8,3 +8,4 @@ INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff")   # network.build_model
 NORMS: tuple[str, ...] = ("layer", "batch")             # network residual blocks
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")  # train
 DISTRIBUTE: tuple[str, ...] = ("auto", "none", "mirrored", "multi_worker")  # runtime
+BALANCE: tuple[str, ...] = ("none", "sample", "weight")  # inputs.class_balance

@@ -35,7 +35,7 @@ from ..outputs import staged_dir, write_json
 from ..params import ModelParams, TrainParams, as_dict
 from ..video import Sampling
 from .callbacks import Checkpoint, Throughput
-from .inputs import make_dataset, mirror_labels, steps
+from .inputs import class_balance, make_dataset, mirror_labels, steps
 from .keras_compat import multi_worker_fit
 from .modelio import save_model_dir
 from .network import build_model
@@ -171,16 +171,24 @@ def _mirror(classes: list[str], train_params: TrainParams) -> list[int]:
 def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: TrainParams,
             global_batch: int, first_epoch: int, mirror: list[int]) -> _Inputs:
     epochs, augment = train_params.epochs, train_params.augment
-    per_epoch = steps(index, "train", global_batch)
+    repeat, weights = class_balance(index, train_params.balance)
+    if repeat is not None:
+        log.info("train: balance sample: each class's videos used %d-%d times an epoch",
+                 min(repeat), max(repeat))
+    elif weights is not None:
+        log.info("train: balance weight: loss weights %.2f-%.2f by class",
+                 min(w for w in weights if w), max(weights))
+    per_epoch = steps(index, "train", global_batch, repeat)
     train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, training=True,
                             seed=train_params.seed, flip=augment.flip, mirror=mirror,
                             color=augment.color, first_epoch=min(first_epoch, epochs - 1),
-                            epochs=max(1, epochs - first_epoch))
+                            epochs=max(1, epochs - first_epoch), repeat=repeat,
+                            weights=weights)
     val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, training=False)
     # The batches BatchNorm's statistics are recomputed on before each validation: the first
     # training clips in epoch 0's order, unaugmented as inference sees clips; the same every
     # epoch and every run.
-    n_precise = min(train_params.precise_bn_batches, per_epoch)
+    n_precise = min(train_params.precise_bn_batches, steps(index, "train", global_batch))
     precise_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch,
                               training=True, seed=train_params.seed).take(n_precise)
     return _Inputs(index, meta["classes"], Sampling(**meta["sampling"]), global_batch,

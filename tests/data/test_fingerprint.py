@@ -1,0 +1,79 @@
+"""The source stage's fingerprint: it changes with the source's content, and only then."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import pytest
+
+from videoclf.data.fingerprint import fingerprint, write_fingerprint
+from videoclf.data.splits import DatasetError
+
+from helpers import project_params
+from rangeserver import RangeServer
+
+
+def _data(url: str):
+    return project_params({"data": {"source": "url", "url": url, "stall_seconds": 2}}).data
+
+
+def _folder(root):
+    for c in ("A", "B"):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            (root / c / f"v{i}.avi").write_bytes(b"x" * (10 + i))
+    return root
+
+
+def test_a_folder_fingerprint_follows_adds_renames_and_replacements(tmp_path):
+    src = _folder(tmp_path / "src")
+    data = _data(str(src))
+    first = fingerprint(data)
+    assert first["files"] == 6 and fingerprint(data) == first  # nothing touched
+    (src / "A" / "v9.avi").write_bytes(b"new")
+    added = fingerprint(data)
+    (src / "A" / "v9.avi").rename(src / "A" / "w9.avi")
+    renamed = fingerprint(data)
+    (src / "B" / "v0.avi").write_bytes(b"y" * 10)  # same size, other bytes, newer mtime
+    os.utime(src / "B" / "v0.avi", ns=(1, 10**18))
+    replaced = fingerprint(data)
+    assert len({json.dumps(f) for f in (first, added, renamed, replaced)}) == 4
+
+
+def test_a_zip_fingerprint_is_its_directory(tmp_path):
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("A/v0.avi", b"one")
+    first = fingerprint(_data(str(path)))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("A/v0.avi", b"two")  # replaced: another CRC
+    assert fingerprint(_data(str(path))) != first
+    with pytest.raises(DatasetError, match="no such file"):
+        fingerprint(_data(str(tmp_path / "none.zip")))
+
+
+def test_an_http_fingerprint_is_the_servers_headers_and_survives_going_offline(tmp_path):
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("A/v0.avi", b"one")
+    out = tmp_path / "source.json"
+    with RangeServer(path) as server:
+        url = server.url
+        fp = write_fingerprint(_data(url), out)
+    assert fp["content-length"] == str(path.stat().st_size)
+    before = out.read_bytes()
+    assert write_fingerprint(_data(url), out) == fp and out.read_bytes() == before  # offline
+    with pytest.raises(DatasetError, match="cannot reach"):
+        write_fingerprint(_data(url), tmp_path / "never.json")  # offline, and no last one
+
+
+def test_the_file_is_rewritten_only_when_the_fingerprint_changes(tmp_path):
+    src = _folder(tmp_path / "src")
+    out = tmp_path / "source.json"
+    write_fingerprint(_data(str(src)), out)
+    stamp = out.stat().st_mtime_ns
+    write_fingerprint(_data(str(src)), out)
+    assert out.stat().st_mtime_ns == stamp
+    assert json.loads(out.read_text())["source"] == "folder"
