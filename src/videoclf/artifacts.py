@@ -266,5 +266,10 @@ def read_model_info(model_dir: Path) -> ModelInfo:
 
 
 def read_train_info(model_dir: Path) -> dict:
-    """The train stage's summary (epochs run, best epoch, runtime)."""
-    return _json(Path(model_dir) / TRAIN_INFO, "written by the train stage")
+    """The train stage's summary (epochs run, best epoch, runtime), checked."""
+    where = Path(model_dir) / TRAIN_INFO
+    info = _json(where, "written by the train stage")
+    if not (isinstance(info, dict) and isinstance(info.get("best_epoch"), int)
+            and isinstance(info.get("restored_best"), bool)):
+        raise ArtifactError(f"{where}: not the train stage's summary (rerun train)")
+    return info

@@ -79,3 +79,31 @@ def test_evaluate_writes_metrics(tiny_model, tiny_videos, tiny_manifest, tmp_pat
     assert m["accuracy"] == pytest.approx(acc, abs=1e-6)
     bars = json.loads((tmp_path / "eval" / "per_class.json").read_text())
     assert [b["class"] for b in bars] == classes
+
+
+def test_test_videos_of_classes_the_model_does_not_know_are_one_line(tiny_model, tiny_manifest,
+                                                                   tiny_videos, tiny_params,
+                                                                   tmp_path):
+    """A manifest of other data (classes the model never saw): one EvaluateError, not a
+    ValueError from deep inside the scoring loop."""
+    import dataclasses
+
+    from videoclf.serve.evaluate import EvaluateError
+    from videoclf.training.modelio import load_predictor
+
+    predict, info = load_predictor(tiny_model)
+    other = dataclasses.replace(info, labels=["X", "Y", "Z"])
+    with pytest.raises(EvaluateError, match=r"class\(es\) .* are not among the model's 3"):
+        evaluate(predict, other, tiny_manifest, tiny_videos, tmp_path, tiny_params.evaluate)
+
+
+def test_a_foreign_train_summary_is_one_line(tiny_model, tmp_path):
+    import shutil
+
+    from videoclf.artifacts import ArtifactError, read_train_info
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / "train.json").write_text('{"epochs": 3}')
+    with pytest.raises(ArtifactError, match="train.json: not the train stage's summary"):
+        read_train_info(folder)

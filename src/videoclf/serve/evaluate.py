@@ -115,6 +115,12 @@ class _Scores:
 def _score(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
            workers: int) -> _Scores:
     test = manifest[manifest.split == "test"].sort_values("video")
+    foreign = sorted(set(test["class"]) - set(info.labels))
+    if foreign:
+        raise EvaluateError(f"the test videos' class(es) {', '.join(foreign[:3])} are not among "
+                            f"the model's {len(info.labels)} labels: the model and the videos "
+                            "come from different data (rerun train, or evaluate the matching "
+                            "model)")
     paths = [videos_dir / v for v in test.video]
     log.info("evaluate: %d test videos, %d clip(s) per video", len(paths),
              info.clips_per_video)
