@@ -18,6 +18,18 @@ from helpers import ROOT, write_project
 pytestmark = pytest.mark.slow  # real train processes, killed and rerun
 
 
+def _kill_after_checkpoint(cmd: list[str], cwd, env: dict, epoch: int) -> None:
+    """Start train, wait until the checkpoint of ``epoch`` (0-based) is complete, SIGKILL."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    backup = cwd / "data" / ".train-backup"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(backup.glob(f"*/epoch-{epoch:05d}")):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=60)
+
+
 def test_a_killed_train_leaves_no_metrics_that_look_like_results(tiny_frames, tmp_path,
                                                                  venv_env):
     """SIGKILL after the first epoch: dvclive's per-epoch files exist only in the hidden
@@ -55,13 +67,7 @@ def test_train_killed_mid_run_resumes_to_the_same_bytes(tiny_frames, tmp_path, v
     (tmp_path / "killed").mkdir()
     killed = write_project(tmp_path / "killed", changes)
     backup = killed / "data" / ".train-backup"
-    proc = subprocess.Popen(cmd, cwd=killed, env=venv_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(backup.glob("*/epoch-00001")):
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(timeout=60)
+    _kill_after_checkpoint(cmd, killed, venv_env, epoch=1)
     assert list(backup.glob("*/epoch-0000[12]")), "no checkpoint after the second epoch"
     assert not (killed / "data" / "model").exists()
     r = subprocess.run(cmd, cwd=killed, env=venv_env, capture_output=True, text=True,
@@ -84,14 +90,8 @@ def test_a_checkpoint_is_never_resumed_on_other_pixels_under_the_same_names(tiny
     p = write_project(tmp_path, {"train": {"epochs": 50}})
     cmd = [sys.executable, str(ROOT / "stages" / "train.py"), str(frames), "data/model",
            "metrics/train", "metrics/train_throughput.json"]
-    proc = subprocess.Popen(cmd, cwd=p, env=venv_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     backup = p / "data" / ".train-backup"
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(backup.glob("*/epoch-00000")):
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(timeout=60)
+    _kill_after_checkpoint(cmd, p, venv_env, epoch=0)
     assert list(backup.glob("*/epoch-*")), "no checkpoint to resume from"
     for shard in frames.glob("train-*.npy"):  # B: other pixels, same shapes and names
         arr = np.load(shard, mmap_mode="r+")
