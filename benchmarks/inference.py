@@ -1,19 +1,20 @@
-"""Inference speed on this CPU: the Keras model against its ONNX export (onnxruntime).
+"""Inference speed on this CPU: the Keras model against its exports (onnxruntime, LiteRT).
 
-Scores the same random uint8 clips with both, in batches, after a warm-up batch, and prints
-clips/s of each and their ratio, measured in one run on one machine. Uses ``data/model`` and
-``data/export/model.onnx`` when the pipeline ran, else trains nothing: it builds and exports
-an untrained model of the params' shape (speed does not depend on the weights).
+Scores the same random uint8 clips with every format at batch 1 and batch 16, after a warm-up
+call, and prints clips/s of each, measured in one run on one machine (compare the ratios, not
+the figures across machines). Uses ``data/model`` and ``data/export/`` when the pipeline ran
+(and ``--pipeline`` is given), else builds and exports an untrained model of the params' shape
+(speed does not depend on the weights; int8 calibration then uses random clips).
 
-    python benchmarks/inference.py [--batch 16] [--clips 256]
+    python benchmarks/inference.py [--json] [--pipeline]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,49 +23,73 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import project_params  # noqa: E402
 
+FORMATS = ("keras", "onnx", "tflite")  # tflite: the int8 model, the one made for CPUs
 
-def _rate(predict, clips: np.ndarray, batch: int) -> float:
-    predict(clips[:batch])  # warm-up: tracing, session set-up
-    t0 = time.perf_counter()
-    for i in range(0, len(clips), batch):
-        predict(clips[i : i + batch])
-    return len(clips) / (time.perf_counter() - t0)
+
+def _build(tmp: Path) -> tuple[Path, Path]:
+    """An untrained model of the params' shape, exported (random clips calibrate int8)."""
+    from videoclf.artifacts import TFLITE_FILES, ModelInfo
+    from videoclf.serve.export import export
+    from videoclf.serve.litert import convert
+    from videoclf.training.modelio import save_model_dir
+    from videoclf.training.network import build_from_params
+
+    p = project_params()
+    model_dir = tmp / "model"
+    model_dir.mkdir()
+    s = p.frames.sampling
+    model = build_from_params(p.model, s, 10)
+    save_model_dir(model, model_dir, ModelInfo([f"c{i}" for i in range(10)], s, 1))
+    export(model_dir, tmp / "export")
+    calibration = np.random.default_rng(1).integers(
+        0, 256, (16, s.n_frames, s.height, s.width, 3), dtype=np.uint8)
+    for kind, name in TFLITE_FILES.items():
+        (tmp / "export" / name).write_bytes(convert(tmp / "export" / "saved_model", kind,
+                                                    calibration))
+    return model_dir, tmp / "export"
+
+
+def measure(model_dir: Path, export_dir: Path) -> dict:
+    from videoclf.artifacts import ONNX_FILE, TFLITE_FILES
+    from videoclf.serve.formats import clips_per_second
+    from videoclf.serve.predictors import load_predictor
+
+    paths = {"keras": model_dir, "onnx": export_dir / ONNX_FILE,
+             "tflite": export_dir / TFLITE_FILES["int8"],
+             "tflite_float16": export_dir / TFLITE_FILES["float16"]}
+    predictors = {k: load_predictor(v)[0] for k, v in paths.items()}
+    s = load_predictor(paths["onnx"])[1].sampling
+    clips = np.random.default_rng(0).integers(0, 256, (16, s.n_frames, s.height, s.width, 3),
+                                              dtype=np.uint8)
+    out: dict = {"clip": f"{s.n_frames}x{s.height}x{s.width}"}
+    for batch in (1, 16):
+        row = {f"{k}_clips_per_s": round(clips_per_second(f, clips, batch), 2)
+               for k, f in predictors.items()}
+        row["onnx_over_keras"] = round(row["onnx_clips_per_s"] / row["keras_clips_per_s"], 2)
+        out[f"batch_{batch}"] = row
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--clips", type=int, default=256)
+    ap.add_argument("--json", action="store_true", help="one JSON line")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="the pipeline's data/model and data/export instead of a built model")
     args = ap.parse_args()
-    from videoclf.training.modelio import load_onnx, load_predictor
-
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir, onnx = Path("data/model"), Path("data/export/model.onnx")
-        if not (model_dir / "model.keras").exists() or not onnx.exists():
-            from videoclf.artifacts import ModelInfo
-            from videoclf.serve.export import export
-            from videoclf.training.modelio import save_model_dir
-            from videoclf.training.network import build_model
-
-            p = project_params()
-            f = p.frames
-            model_dir = Path(tmp) / "model"
-            model_dir.mkdir()
-            sampling = f.sampling
-            model = build_model(f.n_frames, f.height, f.width, 10, p.model.filters,
-                                p.model.input, norm=p.model.norm)
-            save_model_dir(model, model_dir, ModelInfo([f"c{i}" for i in range(10)], sampling, 1))
-            export(model_dir, Path(tmp) / "export")
-            onnx = Path(tmp) / "export" / "model.onnx"
-        keras_predict, info = load_predictor(model_dir)
-        onnx_predict, _ = load_onnx(onnx)
-        s = info.sampling
-        clips = np.random.default_rng(0).integers(
-            0, 256, (args.clips, s.n_frames, s.height, s.width, 3), dtype=np.uint8)
-        k = _rate(keras_predict, clips, args.batch)
-        o = _rate(onnx_predict, clips, args.batch)
-    print(f"{s.n_frames}x{s.height}x{s.width} clips, batch {args.batch}: "
-          f"Keras {k:.1f} clips/s, onnxruntime {o:.1f} clips/s ({o / k:.2f}x)")
+        if args.pipeline:
+            model_dir, export_dir = Path("data/model"), Path("data/export")
+        else:
+            model_dir, export_dir = _build(Path(tmp))
+        result = measure(model_dir, export_dir)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['clip']} clips, clips/s on this CPU:")
+    for batch in (1, 16):
+        row = result[f"batch_{batch}"]
+        print(f"  batch {batch:>2}: " + ", ".join(f"{k.removesuffix('_clips_per_s')} {v}"
+                                                  for k, v in row.items()))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def main() -> None:
     t_data = time.perf_counter() - t0
 
     from videoclf.serve.evaluate import evaluate
-    from videoclf.training.modelio import load_predictor
+    from videoclf.serve.predictors import load_predictor
     from videoclf.training.train import backup_key, train
 
     # A trained model is reused when the clips, the params and the training code are the

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The README's table "The defaults, on data the project did not tune them on": the defaults and
-# the tutorial's recipe on every built-in style, and the defaults of before this round on the
-# scene style (the make-run time comparison), one benchmarks/recipes.py row each (group split,
-# 30/10/10 clips per class; val, test, train minutes, data minutes).
+# The README's table "The defaults, on data the project did not tune them on": the defaults,
+# the defaults of before this round (frame differences, one body) and the tutorial's recipe on
+# every built-in style, and the model.input ablation on the context style; one
+# benchmarks/recipes.py row each (group split, 30/10/10 clips per class; val, test, train
+# minutes, data minutes). Rows in the order they are needed most: if the run is cut short,
+# the defaults and their comparison are already there.
 #
-#   bash benchmarks/styles.sh                 # all rows, about an hour on 2 cores
-#   bash benchmarks/styles.sh defaults        # only the defaults' rows
+#   bash benchmarks/styles.sh                 # all rows, about two hours on 2 cores
+#   bash benchmarks/styles.sh defaults        # the defaults and the defaults before this round
 #
 # The tutorial's recipe runs at 64x64 here: at its 224x224 one epoch costs about 15 times the
 # defaults' (more pixels, 10 frames), about 75 minutes a style on this project's 2-core CPUs.
@@ -18,16 +20,17 @@ TUTORIAL=(-S frames.n_frames=10 -S frames.frame_step=15 -S frames.short_video=pa
           -S train.epochs=50 -S train.learning_rate=0.0001 -S train.lr_schedule=constant
           -S train.augment.flip=false -S train.augment.color=false
           -S model.input=rgb -S model.norm=layer -S train.precise_bn_batches=0)
-BEFORE=(-S frames.frame_step=5 -S model.input=rgb -S model.norm=layer
-        -S train.augment.color=false -S train.precise_bn_batches=0 -S 'train.augment.flip_pairs=[]')
+BEFORE=(-S model.input=diff)
 echo "| style | recipe | val | test | train min | data min | overrides |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
-for style in object scene camera; do
+for style in context object scene camera; do
   $PY benchmarks/recipes.py --work "$WORK" --style "$style" --name defaults
+  $PY benchmarks/recipes.py --work "$WORK" --style "$style" --name "defaults before this round" "${BEFORE[@]}"
 done
 [ "$rows" = defaults ] && exit 0
-# In the same run as the defaults' scene row: the training-time ratio of the two.
-$PY benchmarks/recipes.py --work "$WORK" --style scene --name "defaults before this round" "${BEFORE[@]}"
-for style in object scene camera; do
+for input in rgb rgb_diff; do
+  $PY benchmarks/recipes.py --work "$WORK" --style context --name "model.input=$input" -S model.input=$input
+done
+for style in context object scene camera; do
   $PY benchmarks/recipes.py --work "$WORK" --style "$style" --name "tutorial recipe at 64x64" "${TUTORIAL[@]}"
 done

@@ -48,7 +48,7 @@ def main() -> None:
     from videoclf.data.download import download
     from videoclf.data.extract import extract
     from videoclf.serve.evaluate import evaluate
-    from videoclf.training.modelio import load_predictor
+    from videoclf.serve.predictors import load_predictor
     from videoclf.training.train import train
 
     changes = {"data": {"builtin_style": args.style}}

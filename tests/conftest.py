@@ -56,6 +56,16 @@ def tiny_model(tiny_frames, tiny_params) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def exported(tiny_model, tiny_frames, tmp_path_factory) -> Path:
+    """The tiny model through the export stage: SavedModel, ONNX, TFLite and the JSON files."""
+    from videoclf.serve.export import export
+
+    out = tmp_path_factory.mktemp("export") / "export"
+    export(tiny_model, out, tiny_frames)
+    return out
+
+
 @pytest.fixture
 def venv_env() -> dict:
     """Environment where ``python`` and ``dvc`` are this interpreter's."""

@@ -75,3 +75,12 @@ def tmpfs(folder: Path, size: str) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def without_tensorflow(folder: Path) -> dict:
+    """An environment where ``import tensorflow`` (and keras) fails: packages of those names
+    under ``folder`` that raise ImportError, first on PYTHONPATH."""
+    for mod in ("tensorflow", "keras"):
+        (folder / mod).mkdir(parents=True, exist_ok=True)
+        (folder / mod / "__init__.py").write_text(f"raise ImportError('{mod} is absent')\n")
+    return dict(os.environ, PYTHONPATH=f"{folder}{os.pathsep}{ROOT / 'src'}")

@@ -81,6 +81,8 @@ PLOT_FILES: tuple[str, ...] = ("learning_curves.png", "confusion_matrix.png", "p
 # export -> data/export (beside them, the model folder's labels, sampling and inference JSON)
 SAVED_MODEL = "saved_model"
 ONNX_FILE = "model.onnx"
+TFLITE_FILES = {"float16": "model_float16.tflite", "int8": "model_int8.tflite"}
+EXPORT_METRICS = "export.json"  # -> metrics: every format's size, speed and test accuracy
 
 
 class ArtifactError(VideoclfError):

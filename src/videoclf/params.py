@@ -59,6 +59,13 @@ def _float(lo: float, hi: float) -> Check:
     return check
 
 
+def _pathway_rate(key: str, v: Any) -> float:
+    """A dropout rate per pathway: both dropped at once must stay impossible (<= 0.5)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 0.5:
+        raise ParamsError(f"{key}: must be a number in [0, 0.5], got {v!r}")
+    return float(v)
+
+
 def _choice(*options: Any) -> Check:
     def check(key: str, v: Any) -> Any:
         if v not in options:
@@ -218,6 +225,8 @@ class ModelParams:
     filters: tuple[int, ...] = _key(_filters)
     input: str = _key(_choice(*INPUTS))
     norm: str = _key(_choice(*NORMS))
+    appearance_stride: int = _key(_int(1, 512))
+    pathway_dropout: float = _key(_pathway_rate)
     init: str = _key(_optional_str)
 
 

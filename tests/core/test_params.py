@@ -138,6 +138,14 @@ def test_choices_come_from_the_modules_that_own_them():
             project_params({block: {key: "no-such-choice"}})
 
 
+def test_pathway_dropout_must_leave_a_pathway():
+    assert project_params({"model": {"pathway_dropout": 0}}).model.pathway_dropout == 0.0
+    assert project_params({"model": {"pathway_dropout": 0.5}}).model.pathway_dropout == 0.5
+    for bad in (0.51, -0.1, "x", True):
+        with pytest.raises(ParamsError, match=r"model.pathway_dropout: must be a number in"):
+            project_params({"model": {"pathway_dropout": bad}})
+
+
 def test_train_seed_fits_the_32_bits_tensorflow_takes():
     assert project_params({"train": {"seed": 2**32 - 1}}).train.seed == 2**32 - 1
     with pytest.raises(ParamsError, match="train.seed: must be <= 4294967295"):

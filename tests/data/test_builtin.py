@@ -113,3 +113,57 @@ def test_object_style_moves_a_small_thing_in_a_still_scene():
     hover = builtin.render_clip("UCF101/v_Hover_g04_c01.avi", 42, "object")
     same_group = builtin.render_clip("UCF101/v_Hover_g04_c02.avi", 42, "object")
     assert not np.array_equal(hover[0], same_group[0])  # another camera on the group's scene
+
+
+def _context(cls: str, group: int, clip: int = 1) -> np.ndarray:
+    return builtin.render_clip(f"UCF101/v_{cls}_g{group:02d}_c{clip:02d}.avi", 42, "context")
+
+
+def test_context_style_is_scene_and_motion_pairs_and_deterministic_bytes(tmp_path):
+    from videoclf.data import context
+
+    # Every scene kind with every motion: a class shares its scene with one class and its
+    # motion with four.
+    assert {context.split_class(c) for c in styles.CONTEXT_CLASSES} == {
+        (s, m) for s in context.SCENES for m in context.MOTIONS}
+    a, b = tmp_path / "a.avi", tmp_path / "b.avi"
+    for dest in (a, b):
+        builtin.write_clip("UCF101/v_PoolJump_g03_c02.avi", 42, dest, "context")
+    assert _md5(a) == _md5(b)
+    # Clips of a group are filmed in one place (the scene is the group's), groups in others.
+    assert np.array_equal(context.scene(42, "PoolJump", 3, 320, 240),
+                          context.scene(42, "PoolJump", 3, 320, 240))
+    assert not np.array_equal(context.scene(42, "PoolJump", 3, 320, 240),
+                              context.scene(42, "PoolJump", 4, 320, 240))
+    c1, c2 = _context("PoolJump", 3, 1)[0], _context("PoolJump", 3, 2)[0]
+    other = _context("PoolJump", 5, 1)[0]
+    diff = lambda x, y: np.abs(x.astype(int) - y.astype(int)).mean()  # noqa: E731
+    assert diff(c1, c2) < diff(c1, other)
+
+
+def test_context_style_cameras_tripod_still_and_hand_held_moving():
+    """Odd groups on a tripod: the scene does not move, only the actor; even groups
+    hand-held: the whole view shifts."""
+    for group, handheld in ((1, False), (2, True)):
+        clip = _context("WallRun", group)
+        changed = (np.abs(clip[40].astype(int) - clip[0].astype(int)).max(axis=2) > 40).mean()
+        if handheld:
+            assert changed > 0.10, changed     # the bricks' edges move everywhere
+        else:
+            assert 0 < changed < 0.05, changed  # the actor alone
+
+
+def test_context_style_no_class_told_by_colour_alone():
+    """A nearest-centroid classifier on a clip's mean colour, fitted on some groups and
+    tried on others, stays near chance (0.1): the colours are drawn alike for every class."""
+    def mean_colour(cls, g):
+        return _context(cls, g)[::25].reshape(-1, 3).mean(axis=0)
+
+    classes = styles.CONTEXT_CLASSES
+    fit = {c: np.mean([mean_colour(c, g) for g in (1, 2, 3, 4)], axis=0) for c in classes}
+    right = 0
+    for c in classes:
+        for g in (5, 6, 7):
+            x = mean_colour(c, g)
+            right += min(classes, key=lambda k: np.linalg.norm(fit[k] - x)) == c
+    assert right / (3 * len(classes)) <= 0.3, right

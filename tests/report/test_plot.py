@@ -9,7 +9,7 @@ from videoclf.serve.evaluate import evaluate
 
 def test_plots_are_written(tiny_model, tiny_frames, tiny_videos, tiny_manifest, tmp_path,
                            tiny_params):
-    from videoclf.training.modelio import load_predictor
+    from videoclf.serve.predictors import load_predictor
 
     predict, info = load_predictor(tiny_model)
     evaluate(predict, info, tiny_manifest, tiny_videos, tmp_path, tiny_params.evaluate, workers=1)

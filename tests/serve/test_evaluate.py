@@ -53,7 +53,7 @@ def test_evaluate_writes_metrics(tiny_model, tiny_videos, tiny_manifest, tmp_pat
                                  tiny_params):
     from dataclasses import replace
 
-    from videoclf.training.modelio import load_predictor
+    from videoclf.serve.predictors import load_predictor
 
     predict, info = load_predictor(tiny_model)
     classes = info.labels
@@ -89,7 +89,7 @@ def test_test_videos_of_classes_the_model_does_not_know_are_one_line(tiny_model,
     import dataclasses
 
     from videoclf.serve.evaluate import EvaluateError
-    from videoclf.training.modelio import load_predictor
+    from videoclf.serve.predictors import load_predictor
 
     predict, info = load_predictor(tiny_model)
     other = dataclasses.replace(info, labels=["X", "Y", "Z"])

@@ -10,16 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_model, tmp_path_factory):
-    from videoclf.serve.export import export
-
-    out = tmp_path_factory.mktemp("export") / "export"
-    export(tiny_model, out)
-    return out
+from helpers import ROOT, without_tensorflow
 
 
 def _softmax(z):
@@ -55,22 +46,20 @@ def test_saved_model_and_onnx_match_keras(exported, tiny_model):
     got_onnx = _softmax(session.run(None, {inp.name: clips})[0])
     assert np.abs(got_tf - want).max() < 1e-4
     assert np.abs(got_onnx - want).max() < 1e-4
+    # Each clip's answer is its own, whatever else is in the batch (BatchNorm on its moving
+    # statistics in the exported graph too).
+    alone = _softmax(session.run(None, {inp.name: clips[:1]})[0])
+    assert np.abs(alone - got_onnx[:1]).max() < 1e-5
     for name in ("labels.json", "sampling.json", "inference.json"):
         assert (exported / name).read_bytes() == (tiny_model / name).read_bytes()
 
 
 def test_predict_with_onnx_runs_without_tensorflow(exported, tiny_model, tmp_path):
     """Same output as the Keras model, with TensorFlow made impossible to import."""
-    import os
-
-    fake = tmp_path / "no_tf"
-    for mod in ("tensorflow", "keras"):
-        (fake / mod).mkdir(parents=True)
-        (fake / mod / "__init__.py").write_text(f"raise ImportError('{mod} is absent')\n")
     clip = ROOT / "tests" / "footage" / "h264_carphone.mp4"
     base = [sys.executable, "-m", "videoclf", "predict", str(clip), "--json", "--workers", "1",
             "--top-k", "3"]
-    env = dict(os.environ, PYTHONPATH=f"{fake}{os.pathsep}{ROOT / 'src'}")
+    env = without_tensorflow(tmp_path / "no_tf")
     onnx = subprocess.run(base + ["--model", str(exported / "model.onnx")], capture_output=True,
                           text=True, timeout=300, env=env)
     assert onnx.returncode == 0, onnx.stderr[-3000:]
@@ -88,7 +77,8 @@ def test_the_onnx_file_carries_the_run_id_and_any_case_of_its_suffix_works(expor
     import onnx
 
     from videoclf.artifacts import ArtifactError, read_model_info
-    from videoclf.training.modelio import RUN_KEY, load_predictor
+    from videoclf.serve.predictors import load_predictor
+    from videoclf.training.modelio import RUN_KEY
 
     run = read_model_info(exported).run
     meta = {p.key: p.value for p in onnx.load(str(exported / "model.onnx")).metadata_props}
@@ -105,3 +95,49 @@ def test_the_onnx_file_carries_the_run_id_and_any_case_of_its_suffix_works(expor
     onnx.save(proto, str(folder / "MODEL.ONNX"))
     with pytest.raises(ArtifactError, match="from another training run than the JSON files"):
         load_predictor(folder / "MODEL.ONNX")
+
+
+def test_tflite_models_match_keras_and_are_smaller(exported, tiny_model, tiny_manifest,
+                                                   tiny_videos, tmp_path):
+    """float16 within 1e-2 of Keras' probabilities; int8 on average within 0.03 and with the
+    same top-1 on 9 clips in 10 or more (on real test clips; int8 rounds activations, so a
+    single probability can move more); the float16 file about half the float32 weights;
+    compare_formats writes every format's row."""
+    from videoclf.artifacts import TFLITE_FILES
+    from videoclf.serve.formats import compare_formats
+    from videoclf.serve.inference import sample_videos
+    from videoclf.serve.predictors import load_predictor
+
+    keras_predict, info = load_predictor(tiny_model)
+    paths = [tiny_videos / v for v in tiny_manifest[tiny_manifest.split == "test"].video]
+    clips = np.concatenate([c for _, c, _ in sample_videos(paths, info.sampling, 2, workers=1)])
+    want = _softmax(keras_predict(clips))
+    got = {}
+    for kind, name in TFLITE_FILES.items():
+        predict, tinfo = load_predictor(exported / name)
+        assert tinfo.labels == info.labels
+        got[kind] = _softmax(predict(clips))
+        np.testing.assert_allclose(predict(clips[:1]), predict(clips)[:1], atol=1e-5)
+    assert np.abs(got["float16"] - want).max() < 1e-2
+    assert np.abs(got["int8"] - want).mean() < 0.03
+    assert (got["int8"].argmax(1) == want.argmax(1)).mean() >= 0.9
+    f16 = (exported / TFLITE_FILES["float16"]).stat().st_size
+    assert f16 < 0.6 * (tiny_model / "model.keras").stat().st_size
+    table = compare_formats(tiny_model, exported, tiny_manifest, tiny_videos,
+                            tmp_path / "export.json")
+    assert set(table) == {"keras", "onnx", "tflite_float16", "tflite_int8"}
+    assert json.loads((tmp_path / "export.json").read_text()) == table
+    assert table["keras"]["agrees_with_keras"] == 1.0 and table["onnx"]["agrees_with_keras"] == 1.0
+    assert all(row["batch_16_clips_per_s"] > 0 and 0 <= row["test_accuracy"] <= 1
+               for row in table.values())
+
+
+def test_predict_with_tflite_runs_without_tensorflow(exported, tmp_path):
+    clip = ROOT / "tests" / "footage" / "h264_carphone.mp4"
+    r = subprocess.run([sys.executable, "-m", "videoclf", "predict", str(clip), "--json",
+                        "--workers", "1", "--model", str(exported / "model_int8.tflite")],
+                       capture_output=True, text=True, timeout=300,
+                       env=without_tensorflow(tmp_path / "no_tf"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    top = json.loads(r.stdout.strip().splitlines()[-1])["top_k"]
+    assert abs(sum(t["probability"] for t in top) - 1) < 1e-3

@@ -106,3 +106,69 @@ def test_unknown_norm_is_refused():
 
     with pytest.raises(ValueError, match="norm"):
         build_model(4, 32, 32, 3, [8, 8, 16, 16], norm="group")
+
+
+def test_two_pathways_shapes_parameters_and_what_each_sees(tmp_path):
+    """two_pathway: an RGB body on every stride-th frame and a difference body, each with its
+    own stem and BatchNorm, one classifier over both: twice a body's parameters, the head on
+    twice the features. A still clip reaches the appearance pathway only; a frame between
+    the appearance pathway's frames reaches the motion pathway only."""
+    import keras
+
+    from videoclf.training.network import TemporalStride
+    from videoclf.training.precise_bn import batchnorm_layers
+
+    one = build_model(8, 32, 32, 3, [8, 8, 16, 16], "rgb", norm="batch")
+    two = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch",
+                      appearance_stride=4)
+    # 2 bodies + Dense(2F -> C) = 2 x (body + Dense(F -> C)) - C.
+    assert two.count_params() == 2 * one.count_params() - 3
+    assert len(batchnorm_layers(two)) == 2 * len(batchnorm_layers(one))
+    x = np.random.default_rng(4).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(np.asarray(TemporalStride(4)(x)), x[:, ::4])
+    y = two.predict_on_batch(x)
+    assert y.shape == (2, 3) and np.isfinite(y).all()
+    still_a, still_b = np.repeat(x[:, :1], 8, axis=1), np.repeat(x[:, 1:2], 8, axis=1)
+    assert not np.allclose(two.predict_on_batch(still_a), two.predict_on_batch(still_b))
+    # Frame 2 is not an appearance frame (0 and 4 are): only the motion pathway sees it.
+    moved = x.copy()
+    moved[:, 2] = 255 - moved[:, 2]
+    assert not np.allclose(two.predict_on_batch(moved), y)
+    # Called directly, it is predict (inference mode, both pathways, no dropout).
+    np.testing.assert_allclose(np.asarray(two(x)), y, rtol=1e-5, atol=1e-5)
+    two.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(back.predict_on_batch(x), y, rtol=1e-5, atol=1e-5)
+    assert back.get_layer(index=2).__class__.__name__ in ("FrameDifference", "TemporalStride")
+
+
+def test_pathway_dropout_drops_one_pathway_per_clip_in_training_only():
+    import keras
+
+    from videoclf.training.network import PathwayDropout
+
+    keras.utils.set_random_seed(0)
+    layer = PathwayDropout(0.25)
+    a, m = np.ones((4000, 2), "float32"), np.full((4000, 3), 2.0, "float32")
+    out = np.asarray(layer([a, m], training=True))
+    kept_a, kept_m = out[:, 0] > 0, out[:, 2] > 0
+    assert (kept_a | kept_m).all()                     # never both dropped
+    assert abs((~kept_a).mean() - 0.25) < 0.03 and abs((~kept_m).mean() - 0.25) < 0.03
+    np.testing.assert_allclose(out[kept_a, :2], 1 / 0.75, rtol=1e-6)  # kept ones scaled up
+    np.testing.assert_allclose(np.asarray(layer([a, m])), np.concatenate([a, m], 1))
+    import pytest
+
+    half = np.asarray(PathwayDropout(0.5)([a, m], training=True))
+    assert ((half[:, 0] > 0) != (half[:, 2] > 0)).all()  # at 0.5, exactly one pathway a clip
+    with pytest.raises(ValueError, match="0.5"):
+        PathwayDropout(0.51)
+
+
+def test_a_clips_logits_do_not_depend_on_the_rest_of_the_batch():
+    """Called directly (no training flag, as exporters trace it), every BatchNorm runs on
+    its moving statistics: a preprocessing layer's training=True default once leaked into
+    the layers after it."""
+    x = np.random.default_rng(5).integers(0, 255, (4, 8, 32, 32, 3), dtype=np.uint8)
+    for kind in ("diff", "two_pathway"):
+        m = build_model(8, 32, 32, 3, [8, 8, 16, 16], kind, norm="batch")
+        np.testing.assert_allclose(np.asarray(m(x))[:1], np.asarray(m(x[:1])), atol=1e-5)

@@ -133,7 +133,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_frames, tiny_videos, tmp_pat
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import pandas as pd
         from videoclf.params import load
-        from videoclf.training.modelio import load_predictor
+        from videoclf.serve.predictors import load_predictor
         from videoclf.training.train import train
         from videoclf.serve.evaluate import evaluate
         p = load(r"{ROOT / 'params.yaml'}",
@@ -163,28 +163,36 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
     """model.init: the same network continues from the earlier weights (the first epoch starts
     where the earlier run ended); a different class count keeps all but the classifier; a
     different network is one clear error."""
+    import dataclasses
+
+    from videoclf.artifacts import read_model_info
     from videoclf.training.modelio import load_keras
-    from videoclf.training.network import build_model
+    from videoclf.training.network import build_from_params
+    from videoclf.training.options import INPUTS
     from videoclf.training.train import TrainError, train, warm_start
 
     old = load_keras(tiny_model / "model.keras")
-    kind, norm = tiny_params.model.input, tiny_params.model.norm
-    same = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind, norm=norm)
+    m, sampling = tiny_params.model, read_model_info(tiny_model).sampling
+    net = lambda classes=3, **change: build_from_params(  # noqa: E731
+        dataclasses.replace(m, **change), sampling, classes)
+    same = net()
     assert "all layers)" in warm_start(same, tiny_model / "model.keras")
     for a, b in zip(same.get_weights(), old.get_weights()):
         assert np.array_equal(a, b)
-    five = build_model(4, 32, 32, 5, [16, 32, 64, 128], kind, norm=norm)
+    five = net(5)
     fresh_head = five.layers[-1].get_weights()
     assert "3 -> 5 classes" in warm_start(five, tiny_model / "model.keras")
     assert np.array_equal(five.get_weights()[0], old.get_weights()[0])
     assert all(np.array_equal(a, b) for a, b in zip(five.layers[-1].get_weights(), fresh_head))
-    other = build_model(4, 32, 32, 3, [8, 8, 16, 16], kind, norm=norm)
-    with pytest.raises(TrainError, match="is not this network"):
-        warm_start(other, tiny_model / "model.keras")
-    other_norm = build_model(4, 32, 32, 3, [16, 32, 64, 128], kind,
-                             norm="layer" if norm == "batch" else "batch")
-    with pytest.raises(TrainError, match="is not this network"):
-        warm_start(other_norm, tiny_model / "model.keras")
+    other_inputs = [k for k in INPUTS if k != m.input]
+    for other in ({"filters": (8, 8, 16, 16)}, {"norm": "layer" if m.norm == "batch" else "batch"},
+                  *({"input": k} for k in other_inputs)):
+        with pytest.raises(TrainError, match="is not this network"):
+            warm_start(net(**other), tiny_model / "model.keras")
+    # Same weights' shapes, another network: the appearance pathway on other frames.
+    if m.input == "two_pathway":
+        with pytest.raises(TrainError, match="is not this network"):
+            warm_start(net(appearance_stride=m.appearance_stride + 1), tiny_model / "model.keras")
     # Through train(): the summary records what it started from.
     p = project_params({"train": {"epochs": 1, "batch_size": 4},
                         "model": {"init": str(tiny_model / "model.keras")}})

@@ -1,5 +1,5 @@
-"""The built-in datasets: UCF101-layout sets of real XVID clips whose classes differ only by
-motion, in three styles (``data.builtin_style``):
+"""The built-in datasets: UCF101-layout sets of real XVID clips in four styles
+(``data.builtin_style``); in the first three the classes differ only by motion:
 
 - ``scene``: fast whole-scene motion (2-4 px per frame). Every class is invariant to a
   horizontal flip (direction-free pans, random roll direction).
@@ -9,6 +9,8 @@ motion, in three styles (``data.builtin_style``):
   shrinking, spinning either way, blinking, hovering) with a second small shape wandering
   independently of the class, as most real actions are a person or a thing moving in a still
   place. MoveLeft/MoveRight and SpinCW/SpinCCW are mirror pairs.
+- ``context``: classes that are a (scene kind, motion) pair, as real actions are, half the
+  groups on a tripod and half hand-held (``data/context.py``).
 
 Each (class, group) pair has its own textured scene, as a UCF101 group shares an actor and a
 place; clips of a group see that scene through a different "camera" (start point, zoom, angle,
@@ -28,6 +30,7 @@ import cv2
 import numpy as np
 
 from ..seeding import derive_seed
+from . import context
 from .styles import STYLES
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
@@ -259,9 +262,11 @@ def render_clip(name: str, seed: int, style: str = "scene") -> np.ndarray:
     stem = Path(name).stem  # v_<Class>_gGG_cCC
     _, cls, g, c = stem.split("_")
     group, clip = int(g[1:]), int(c[1:])
-    scene = _scene(seed, cls, group)
     rng = np.random.default_rng(derive_seed(seed, "clip", cls, group, clip))
     n = int(round(rng.uniform(*SECONDS) * FPS))
+    if style == "context":
+        return context.render(cls, seed, group, rng, n, WIDTH, HEIGHT)
+    scene = _scene(seed, cls, group)
     if style == "object":
         return _object_frames(cls, scene, seed, group, rng, n)
     trajectory = _camera_trajectory if style == "camera" else _trajectory

@@ -26,11 +26,17 @@ OBJECT_CLASSES: tuple[str, ...] = (
     "Blink", "Grow", "Hover", "MoveDown", "MoveLeft", "MoveRight", "MoveUp", "Shrink", "SpinCCW",
     "SpinCW",
 )
+# (scene, motion) pairs: five scene kinds x two motions (data/context.py draws them).
+CONTEXT_CLASSES: tuple[str, ...] = (
+    "CourtJump", "CourtRun", "ForestJump", "ForestRun", "PoolJump", "PoolRun", "SkyJump",
+    "SkyRun", "WallJump", "WallRun",
+)
 STYLES: dict[str, tuple[str, ...]] = {"scene": CLASSES, "camera": CAMERA_CLASSES,
-                                      "object": OBJECT_CLASSES}
+                                      "object": OBJECT_CLASSES, "context": CONTEXT_CLASSES}
 # Classes a horizontal flip turns into each other (for train.augment.flip_pairs).
 MIRROR_PAIRS: dict[str, list[list[str]]] = {
     "scene": [],
     "camera": [["PanLeft", "PanRight"], ["RotateCCW", "RotateCW"]],
     "object": [["MoveLeft", "MoveRight"], ["SpinCCW", "SpinCW"]],
+    "context": [],
 }

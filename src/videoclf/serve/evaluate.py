@@ -151,7 +151,7 @@ def _score(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
 def evaluate(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
              metrics_dir: Path, evaluate_params: EvaluateParams, workers: int = 0) -> dict:
     """Score the test split as the predict command does (``predict``: clips -> logits from
-    ``modelio.load_predictor``; the model folder's sampling and clips per video) and write
+    ``predictors.load_predictor``; the model folder's sampling and clips per video) and write
     metrics.json, per_class.json and eval/ plot data.
 
     Video-level figures average the softmax of a video's clips; ``clip_accuracy`` scores each

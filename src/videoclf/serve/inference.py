@@ -16,13 +16,19 @@ from ..pool import map_videos
 from ..video import Sampling, VideoError, eval_starts, read_clips
 
 
+def sample_video(path: Path, k: int, sampling: Sampling, length: int | None = None,
+                 min_decodable: float = 0.0) -> np.ndarray:
+    """The ``K`` evenly spaced clips ``[K, T, H, W, 3]`` uint8 a video is scored on, or
+    VideoError."""
+    return read_clips(path, partial(eval_starts, k=k, sampling=sampling), sampling,
+                      length=length, min_decodable=min_decodable).array
+
+
 def _sample(job: tuple[Path, int | None], k: int, sampling: Sampling, min_decodable: float
             ) -> tuple[np.ndarray | None, str | None]:
     path, length = job
     try:
-        clips = read_clips(path, partial(eval_starts, k=k, sampling=sampling), sampling,
-                           length=length, min_decodable=min_decodable)
-        return clips.array, None
+        return sample_video(path, k, sampling, length, min_decodable), None
     except VideoError as e:
         return None, str(e)
 
@@ -34,6 +40,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
+def sample_videos(paths: list[Path], sampling: Sampling, k: int, workers: int = 0,
+                  lengths: list[int] | None = None, min_decodable: float = 0.0
+                  ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
+    """``(path, clips [K, T, H, W, 3], error)`` per video, in order, decoded by a process
+    pool; a video that cannot be read (or, below ``min_decodable``, is damaged) gives
+    ``(path, None, reason)``. ``lengths``: frame counts already measured (the manifest's),
+    else found while decoding."""
+    workers = workers or os.cpu_count() or 1
+    paths = list(paths)
+    jobs = list(zip(paths, lengths if lengths is not None else [None] * len(paths)))
+    results = map_videos(partial(_sample, k=k, sampling=sampling, min_decodable=min_decodable),
+                         jobs, workers, "score", chunksize=1)
+    for path, (clips, error) in zip(paths, results):
+        yield path, clips, error
+
+
 def score_videos(predict: Callable[[np.ndarray], np.ndarray], paths: list[Path],
                  sampling: Sampling, k: int,
                  workers: int = 0, batch_size: int = 16, lengths: list[int] | None = None,
@@ -42,18 +64,10 @@ def score_videos(predict: Callable[[np.ndarray], np.ndarray], paths: list[Path],
     """Yield ``(path, class probabilities of each clip [K, C], error)`` per video, in order;
     the video's prediction is the mean over its clips (``video_probs``).
 
-    ``predict`` maps uint8 clips ``[B, T, H, W, 3]`` to logits (``modelio.load_predictor``:
-    Keras or onnxruntime). Clips are decoded by a process pool and scored in batches; a video
-    that cannot be read
-    (or, below ``min_decodable``, is damaged) yields ``(path, None, reason)`` and the others
-    go on. ``lengths``: frame counts already measured (the manifest's), else found while
-    decoding.
+    ``predict`` maps uint8 clips ``[B, T, H, W, 3]`` to logits (``predictors.load_predictor``:
+    Keras, onnxruntime or LiteRT). Clips are decoded as ``sample_videos`` does and scored in
+    batches of about ``batch_size``.
     """
-    workers = workers or os.cpu_count() or 1
-    paths = list(paths)
-    jobs = list(zip(paths, lengths if lengths is not None else [None] * len(paths)))
-    results = map_videos(partial(_sample, k=k, sampling=sampling, min_decodable=min_decodable),
-                         jobs, workers, "score", chunksize=1)
     pending: list[tuple[Path, np.ndarray]] = []
 
     def flush() -> Iterator[tuple[Path, np.ndarray, None]]:
@@ -65,8 +79,9 @@ def score_videos(predict: Callable[[np.ndarray], np.ndarray], paths: list[Path],
             start += len(c)
         pending.clear()
 
-    for path, (clips, error) in zip(paths, results):
-        if error:
+    for path, clips, error in sample_videos(paths, sampling, k, workers, lengths,
+                                            min_decodable):
+        if error or clips is None:
             yield from flush() if pending else ()
             yield path, None, error
             continue

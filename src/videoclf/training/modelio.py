@@ -1,11 +1,11 @@
-"""Model I/O: the model folder written by train (read by evaluate, export and predict), and
-the exported ONNX model (read by predict without TensorFlow).
+"""Model I/O: the model folder written by train (read by evaluate, export and predict).
 
 ``save_model_dir`` writes ``model.keras`` byte-reproducibly plus the JSON files of
 ``artifacts.ModelInfo``; ``load_model_dir`` reads them back and checks that they fit each
 other, so a wrong or damaged folder is one ``ArtifactError`` line, not a traceback.
-``load_predictor`` gives a plain ``uint8 clips -> logits`` function for either format.
-TensorFlow is imported only on the Keras paths. Loading the model alone stays one line:
+``check_shapes`` and ``check_run`` are the checks any format's loader makes
+(``serve.predictors``). TensorFlow is imported only on the Keras paths. Loading the model
+alone stays one line:
 ``import videoclf.training.network`` (registers the layers), then
 ``keras.models.load_model("data/model/model.keras", safe_mode=True)``.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,6 @@ from ..artifacts import (
     run_id,
     write_model_info,
 )
-
-Predictor = Callable[[np.ndarray], np.ndarray]
-
 
 RUN_KEY = "videoclf_run"  # in model.keras's metadata.json and model.onnx's metadata_props
 
@@ -62,7 +58,7 @@ def keras_run(path: Path) -> str:
         return str(json.loads(z.read("metadata.json")).get(RUN_KEY, ""))
 
 
-def _check_run(where: Path, info: ModelInfo, run: str) -> None:
+def check_run(where: Path, info: ModelInfo, run: str) -> None:
     if run != info.run:
         raise ArtifactError(f"{where}: from another training run than the JSON files beside it "
                             f"(run {run or 'unknown'}, they say {info.run or 'unknown'}); copy "
@@ -91,7 +87,7 @@ def load_keras(path: Path):
                             f"{str(e).splitlines()[0] if str(e) else 'damaged'})") from None
 
 
-def _check_shapes(where: Path, info: ModelInfo, clip_shape: tuple, outputs: int) -> None:
+def check_shapes(where: Path, info: ModelInfo, clip_shape: tuple, outputs: int) -> None:
     s = info.sampling
     want = (s.n_frames, s.height, s.width, 3)
     if tuple(clip_shape) != want:
@@ -106,43 +102,6 @@ def load_model_dir(model_dir: Path):
     """The Keras model of a model folder and its ModelInfo, checked against each other."""
     info = read_model_info(model_dir)
     model = load_keras(Path(model_dir) / MODEL_FILE)
-    _check_shapes(Path(model_dir), info, model.input_shape[1:], model.output_shape[-1])
-    _check_run(Path(model_dir) / MODEL_FILE, info, keras_run(Path(model_dir) / MODEL_FILE))
+    check_shapes(Path(model_dir), info, model.input_shape[1:], model.output_shape[-1])
+    check_run(Path(model_dir) / MODEL_FILE, info, keras_run(Path(model_dir) / MODEL_FILE))
     return model, info
-
-
-def load_onnx(path: Path) -> tuple[Predictor, ModelInfo]:
-    """An exported ``model.onnx`` run by onnxruntime (no TensorFlow), with the ModelInfo
-    written beside it by the export stage."""
-    path = Path(path)
-    info = read_model_info(path.parent)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ArtifactError("predicting with an .onnx model needs onnxruntime "
-                            "(pip install onnxruntime)") from None
-    if not path.is_file():
-        raise ArtifactError(f"{path}: missing (run `dvc repro export`)")
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own types for a damaged file
-        raise ArtifactError(f"{path}: onnxruntime cannot load it: "
-                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    inp = session.get_inputs()[0]
-    _check_shapes(path, info, inp.shape[1:], session.get_outputs()[0].shape[-1])
-    _check_run(path, info, session.get_modelmeta().custom_metadata_map.get(RUN_KEY, ""))
-
-    def predict(clips: np.ndarray) -> np.ndarray:
-        return session.run(None, {inp.name: clips})[0]
-
-    return predict, info
-
-
-def load_predictor(path: Path) -> tuple[Predictor, ModelInfo]:
-    """``uint8 clips [B, T, H, W, 3] -> logits [B, C]`` and the ModelInfo, from a model folder
-    (Keras) or a ``.onnx`` file (onnxruntime)."""
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        return load_onnx(path)
-    model, info = load_model_dir(path)
-    return (lambda clips: np.asarray(model.predict_on_batch(clips))), info

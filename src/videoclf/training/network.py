@@ -9,11 +9,16 @@ registered names, ``videoclf>Conv2Plus1D`` and so on, are what saved models refe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import einops
 
 from .._tf import keras
 from .options import INPUTS, NORMS
+
+if TYPE_CHECKING:  # types only: the network needs neither the params schema nor decoding
+    from ..params import ModelParams
+    from ..video import Sampling
 
 layers = keras.layers
 _PKG = "videoclf"
@@ -47,6 +52,25 @@ class Conv2Plus1D(_Nested):
             layers.Conv3D(filters, (1, kernel_size[1], kernel_size[2]), padding=padding),
             layers.Conv3D(filters, (kernel_size[0], 1, 1), padding=padding),
         ])
+
+    def call(self, x, training=None):
+        """The two convolutions as 2D ones over reshaped clips, with the Conv3D layers'
+        own weights: the same numbers, but graphs that exporters handle well. Measured on
+        this CPU: onnxruntime ran the Conv3D graph at 0.5x Keras' clips/s and LiteRT has no
+        int8 Conv3D kernel (the int8 model ran its convolutions in float32); TensorFlow
+        trains both forms at the same speed."""
+        if self.padding != "same":
+            return super().call(x, training)
+        spatial, temporal = self.seq.layers
+        ops = keras.ops
+        _, t, h, w, c = x.shape
+        k = lambda layer: ops.cast(layer.kernel, x.dtype)  # noqa: E731  (mixed precision)
+        b = lambda layer: ops.cast(layer.bias, x.dtype)  # noqa: E731
+        y = ops.reshape(x, (-1, h, w, c))                       # (b t) h w c
+        y = ops.conv(y, k(spatial)[0], padding="same") + b(spatial)
+        y = ops.reshape(y, (-1, t, h * w, self.filters))        # b t (h w) f
+        y = ops.conv(y, k(temporal)[:, 0], padding="same") + b(temporal)
+        return ops.reshape(y, (-1, t, h, w, self.filters))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters,
@@ -102,15 +126,21 @@ class ResizeVideo(layers.Layer):
     def __init__(self, height: int, width: int, **kwargs):
         super().__init__(**kwargs)
         self.height, self.width = height, width
-        self.resizing_layer = layers.Resizing(height, width)
 
     def build(self, input_shape):
-        pass  # Resizing has no weights
+        pass  # no weights
 
     def call(self, video):
+        # keras.ops, not a keras.layers.Resizing (the tutorial's): Resizing is a preprocessing
+        # layer whose call defaults to training=True, and called without an outer training
+        # flag (model(x), an exporter's trace) it set that for every layer after it, so the
+        # BatchNorm layers ran on batch statistics (found when the ONNX graph of a model
+        # whose first layer did not pin training=False held 23 ReduceMean nodes, and its
+        # output for a clip depended on the rest of the batch). Same bilinear resize.
         old_shape = einops.parse_shape(video, "b t h w c")
         images = einops.rearrange(video, "b t h w c -> (b t) h w c")
-        images = self.resizing_layer(images)
+        images = keras.ops.image.resize(images, (self.height, self.width),
+                                        interpolation="bilinear")
         return einops.rearrange(images, "(b t) h w c -> b t h w c", t=old_shape["t"])
 
     def get_config(self) -> dict:
@@ -128,6 +158,62 @@ class FrameDifference(layers.Layer):
         return keras.ops.concatenate([keras.ops.zeros_like(video[:, :1]), diff], axis=1)
 
 
+@keras.saving.register_keras_serializable(package=_PKG)
+class TemporalStride(layers.Layer):
+    """Every ``stride``-th frame of a ``(b, t, h, w, c)`` clip, from the first: the appearance
+    pathway's input (SlowFast's Slow pathway: appearance changes slowly, so few frames do)."""
+
+    def __init__(self, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = int(stride)
+
+    def call(self, video):
+        return video[:, ::self.stride]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class PathwayDropout(layers.Layer):
+    """Joins the pooled features of the appearance and the motion pathway (late fusion: one
+    linear classifier over both is the sum of one per pathway, TSN's score fusion).
+
+    In training, each clip drops the appearance pathway's features with probability ``rate``
+    and, otherwise, the motion pathway's with probability ``rate`` (ModDrop, Neverova et al.
+    2016), the kept ones scaled by ``1 / (1 - rate)``; at 0.5 every clip trains exactly one
+    pathway, as TSN's streams are trained apart and their scores summed. Why: trained
+    jointly, the pathway that fits the training set first stops the other from learning
+    (Wang et al. 2020, "What makes training multi-modal classification networks hard?"); here
+    the RGB pathway can memorise each training group's scene. A clip that only one pathway
+    sees makes that pathway classify on its own. At inference both are kept, unscaled.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate <= 0.5:  # above 0.5 a clip could lose both
+            raise ValueError(f"pathway dropout rate must be in [0, 0.5], got {rate}")
+        self.rate, self.seed = float(rate), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        appearance, motion = inputs
+        if training and self.rate > 0:
+            ops = keras.ops
+            u = keras.random.uniform((ops.shape(motion)[0], 1), seed=self.seed_generator)
+            scale = 1.0 / (1.0 - self.rate)
+            appearance = appearance * ops.cast(u >= self.rate, appearance.dtype) * scale
+            motion = motion * ops.cast(u < 1.0 - self.rate, motion.dtype) * scale
+        return keras.ops.concatenate([appearance, motion], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        a, m = input_shapes
+        return (*a[:-1], a[-1] + m[-1])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
 def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int], norm: str = "layer"):
     """Residual block; the shortcut is projected when the channel count changes."""
     out = ResidualMain(filters, kernel_size, norm)(x)
@@ -137,25 +223,9 @@ def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int], norm:
     return layers.add([res, out])
 
 
-def build_model(n_frames: int, height: int, width: int, num_classes: int,
-                filters: Sequence[int] = (16, 32, 64, 128), input_kind: str = "rgb",
-                norm: str = "layer") -> keras.Model:
-    """The tutorial's network for uint8 clips ``(n_frames, height, width, 3)``; logits out.
-
-    Inputs are rescaled to [0, 1] inside the model, so callers feed the stored uint8 frames.
-    ``input_kind``: ``rgb`` (the tutorial), ``diff`` (frame differences only) or ``rgb_diff``
-    (both, 6 channels); the difference is computed inside the model, so inference, export and
-    predict feed plain clips whatever the choice.
-    The last Dense is float32 so logits and loss stay float32 under mixed precision.
-    """
-    if input_kind not in INPUTS:
-        raise ValueError(f"input_kind must be one of {INPUTS}, got {input_kind!r}")
-    inputs = keras.Input(shape=(n_frames, height, width, 3), dtype="uint8", name="frames")
-    x = layers.Rescaling(1.0 / 255)(inputs)
-    if input_kind == "diff":
-        x = FrameDifference()(x)
-    elif input_kind == "rgb_diff":
-        x = layers.Concatenate(axis=-1)([x, FrameDifference()(x)])
+def _pathway(x, height: int, width: int, filters: Sequence[int], norm: str):
+    """The tutorial's body: a (2+1)D stem, one residual block per entry of ``filters`` (each
+    halving the frame), global average pooling; pooled features out."""
     x = Conv2Plus1D(filters[0], (3, 7, 7), padding="same")(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
@@ -163,6 +233,60 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
         x = ResizeVideo(height // 2**i, width // 2**i)(x)
         x = add_residual_block(x, f, (3, 3, 3), norm)
     x = layers.GlobalAveragePooling3D()(x)
-    x = layers.Flatten()(x)
-    outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return layers.Flatten()(x)
+
+
+def build_model(n_frames: int, height: int, width: int, num_classes: int,
+                filters: Sequence[int] = (16, 32, 64, 128), input_kind: str = "rgb",
+                norm: str = "layer", appearance_stride: int = 4,
+                pathway_dropout: float = 0.0) -> keras.Model:
+    """The tutorial's network for uint8 clips ``(n_frames, height, width, 3)``; logits out.
+
+    Inputs are rescaled to [0, 1] inside the model, so callers feed the stored uint8 frames.
+    ``input_kind``: ``rgb`` (the tutorial), ``diff`` (frame differences only), ``rgb_diff``
+    (both, 6 channels, one body) or ``two_pathway``: an appearance pathway on the RGB of every
+    ``appearance_stride``-th frame and a motion pathway on the frame differences, each its own
+    stem, normalisation and blocks, fused late (``PathwayDropout``). The difference is
+    computed inside the model, so inference, export and predict feed plain clips whatever the
+    choice. The last Dense is float32 so logits and loss stay float32 under mixed precision.
+    """
+    if input_kind not in INPUTS:
+        raise ValueError(f"input_kind must be one of {INPUTS}, got {input_kind!r}")
+    inputs = keras.Input(shape=(n_frames, height, width, 3), dtype="uint8", name="frames")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    if input_kind == "two_pathway":
+        motion = _pathway(FrameDifference()(x), height, width, filters, norm)
+        appearance = _pathway(TemporalStride(appearance_stride)(x), height, width, filters, norm)
+        features = PathwayDropout(pathway_dropout)([appearance, motion])
+    else:
+        if input_kind == "diff":
+            x = FrameDifference()(x)
+        elif input_kind == "rgb_diff":
+            x = layers.Concatenate(axis=-1)([x, FrameDifference()(x)])
+        features = _pathway(x, height, width, filters, norm)
+    outputs = layers.Dense(num_classes, dtype="float32", name="logits")(features)
     return keras.Model(inputs, outputs, name="r2plus1d")
+
+
+def build_from_params(model_params: ModelParams, sampling: Sampling,
+                      num_classes: int) -> keras.Model:
+    """The network ``model.*`` asks for, for clips sampled as ``sampling``."""
+    return build_model(sampling.n_frames, sampling.height, sampling.width, num_classes,
+                       model_params.filters, model_params.input, norm=model_params.norm,
+                       appearance_stride=model_params.appearance_stride,
+                       pathway_dropout=model_params.pathway_dropout)
+
+
+def architecture(model: keras.Model) -> list[tuple]:
+    """What makes two networks the same one, layer by layer, apart from their weights' values:
+    the layer's class, its weights' shapes and, for this module's layers without weights,
+    their settings (a frame size, an appearance stride)."""
+    own = (ResizeVideo, FrameDifference, TemporalStride, PathwayDropout)
+    arch = []
+    for layer in model.layers:
+        settings = None
+        if isinstance(layer, own):
+            settings = {k: v for k, v in layer.get_config().items()
+                        if k not in ("name", "dtype", "trainable", "seed")}
+        arch.append((type(layer).__name__, [tuple(w.shape) for w in layer.weights], settings))
+    return arch

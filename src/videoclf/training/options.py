@@ -4,7 +4,7 @@ TensorFlow, and the network and the train stage import the same names."""
 
 from __future__ import annotations
 
-INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff")   # network.build_model
+INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff", "two_pathway")  # network.build_model
 NORMS: tuple[str, ...] = ("layer", "batch")             # network residual blocks
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")  # train
 DISTRIBUTE: tuple[str, ...] = ("auto", "none", "mirrored", "multi_worker")  # runtime

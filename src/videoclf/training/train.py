@@ -38,7 +38,7 @@ from .callbacks import Checkpoint, Throughput
 from .inputs import class_balance, make_dataset, mirror_labels, steps
 from .keras_compat import multi_worker_fit
 from .modelio import save_model_dir
-from .network import build_model
+from .network import architecture, build_from_params
 from .precise_bn import PreciseBatchNorm
 from .runtime import Runtime, configure_runtime
 
@@ -84,13 +84,14 @@ def warm_start(model: keras.Model, init: Path) -> str:
     from .modelio import load_keras
 
     old = load_keras(init)
+    new_arch, old_arch = architecture(model), architecture(old)
+    if len(new_arch) != len(old_arch) or new_arch[:-1] != old_arch[:-1]:
+        raise TrainError(f"model.init: {init} is not this network (other filters, frame size, "
+                         "model.input, model.norm or model.appearance_stride); only the "
+                         "number of classes may differ")
     new_layers = [layer for layer in model.layers if layer.weights]
     old_layers = [layer for layer in old.layers if layer.weights]
     shapes = lambda layer: [tuple(w.shape) for w in layer.weights]  # noqa: E731
-    if len(new_layers) != len(old_layers) or any(
-            shapes(a) != shapes(b) for a, b in zip(new_layers[:-1], old_layers[:-1])):
-        raise TrainError(f"model.init: {init} is not this network (other filters, frame size, "
-                         "model.input or model.norm); only the number of classes may differ")
     for a, b in zip(new_layers[:-1], old_layers[:-1]):
         a.set_weights(b.get_weights())
     head_new, head_old = new_layers[-1], old_layers[-1]
@@ -201,10 +202,8 @@ def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
     if train_params.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=max(1, data.per_epoch * train_params.epochs))
-    s = data.sampling
     with rt.strategy.scope():
-        model = build_model(s.n_frames, s.height, s.width, len(data.classes),
-                            model_params.filters, model_params.input, norm=model_params.norm)
+        model = build_from_params(model_params, data.sampling, len(data.classes))
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=lr),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -1,0 +1,88 @@
+"""Every exported format side by side (``metrics/export.json``): file size, clips per second
+on this machine at batch 1 and 16, and test accuracy as the evaluate stage scores it (K
+clips a video, softmax averaged), with the share of test videos where the format's top-1 is
+the Keras model's. The test clips are decoded once and given to every format."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..artifacts import MODEL_FILE, ONNX_FILE, TFLITE_FILES
+from .inference import sample_videos, softmax
+from .predictors import load_predictor
+
+log = logging.getLogger(__name__)
+SPEED_SECONDS = 2.0  # each speed figure: calls repeated for about this long, after a warm-up
+
+
+def _test_clips(manifest: pd.DataFrame, videos_dir: Path, info) -> tuple[list, np.ndarray]:
+    test = manifest[manifest.split == "test"].sort_values("video")
+    paths = [Path(videos_dir) / v for v in test.video]
+    label_of = dict(zip(test.video, test["class"]))
+    clips, labels = [], []
+    for path, c, error in sample_videos(paths, info.sampling, info.clips_per_video,
+                                        lengths=[int(n) for n in test.frames]):
+        if c is not None and not error:
+            clips.append(c)
+            labels.append(info.labels.index(label_of[path.relative_to(videos_dir).as_posix()]))
+    return clips, np.array(labels)
+
+
+def clips_per_second(predict: Callable, clips: np.ndarray, batch: int) -> float:
+    """Throughput at ``batch`` clips a call: one warm-up call, then calls for about
+    ``SPEED_SECONDS``."""
+    x = np.concatenate([clips] * (batch // len(clips) + 1))[:batch]
+    predict(x)
+    n, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < SPEED_SECONDS or n < 3:
+        predict(x)
+        n += 1
+    return n * batch / elapsed
+
+
+def _video_probs(predict: Callable, clips: list[np.ndarray], batch: int = 16) -> np.ndarray:
+    flat = np.concatenate(clips)
+    logits = np.concatenate([predict(flat[i : i + batch]) for i in range(0, len(flat), batch)])
+    probs, out, start = softmax(logits), [], 0
+    for c in clips:
+        out.append(probs[start : start + len(c)].mean(axis=0))
+        start += len(c)
+    return np.stack(out)
+
+
+def compare_formats(model_dir: Path, export_dir: Path, manifest: pd.DataFrame,
+                    videos_dir: Path, out: Path) -> dict:
+    """Write ``out`` (JSON): per format, ``size_mb``, ``test_accuracy``, ``agrees_with_keras``
+    (share of test videos with the same top-1), ``batch_1_clips_per_s`` and
+    ``batch_16_clips_per_s``."""
+    files = {"keras": Path(model_dir), "onnx": Path(export_dir) / ONNX_FILE,
+             **{f"tflite_{k}": Path(export_dir) / f for k, f in TFLITE_FILES.items()}}
+    keras_predict, info = load_predictor(files["keras"])
+    clips, labels = _test_clips(manifest, videos_dir, info)
+    log.info("export: comparing %d formats on %d test videos", len(files), len(clips))
+    sample = np.concatenate(clips)[:16]
+    reference = None
+    table = {}
+    for name, path in files.items():
+        predict = keras_predict if name == "keras" else load_predictor(path)[0]
+        best = _video_probs(predict, clips).argmax(axis=1)
+        reference = best if reference is None else reference
+        size = (path / MODEL_FILE if path.is_dir() else path).stat().st_size
+        table[name] = {"size_mb": round(size / 2**20, 3),
+                       "test_accuracy": round(float((best == labels).mean()), 4),
+                       "agrees_with_keras": round(float((best == reference).mean()), 4),
+                       "batch_1_clips_per_s": round(clips_per_second(predict, sample, 1), 2),
+                       "batch_16_clips_per_s": round(clips_per_second(predict, sample, 16), 2)}
+        log.info("export: %-15s %s", name, table[name])
+    tmp = Path(out).with_name(f".{Path(out).name}.tmp")
+    tmp.write_text(json.dumps(table, indent=2) + "\n")
+    os.replace(tmp, out)
+    return table

@@ -1,0 +1,114 @@
+"""Every format a trained model comes in, as one ``uint8 clips [B, T, H, W, 3] -> logits``
+function with its ModelInfo: the model folder (Keras), an exported ``.onnx`` (onnxruntime)
+or ``.tflite`` (LiteRT), the last two without TensorFlow. Evaluate, predict, the timeline
+and the service all score through ``load_predictor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import ArtifactError, ModelInfo, read_model_info
+from ..training.modelio import RUN_KEY, check_run, check_shapes, load_model_dir
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+EXPORTED_SUFFIXES = (".onnx", ".tflite")  # a file of the export folder, its JSON files beside it
+
+
+def read_info(path: Path) -> ModelInfo:
+    """The ModelInfo of a model folder or of an exported file (from the folder it is in),
+    without loading the model: a wrong path is one line before any framework loads."""
+    path = Path(path)
+    return read_model_info(path.parent if path.suffix.lower() in EXPORTED_SUFFIXES else path)
+
+
+def load_onnx(path: Path) -> tuple[Predictor, ModelInfo]:
+    """An exported ``model.onnx`` run by onnxruntime (no TensorFlow), with the ModelInfo
+    written beside it by the export stage."""
+    path = Path(path)
+    info = read_model_info(path.parent)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ArtifactError("predicting with an .onnx model needs onnxruntime "
+                            "(pip install onnxruntime)") from None
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing (run `dvc repro export`)")
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types for a damaged file
+        raise ArtifactError(f"{path}: onnxruntime cannot load it: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    inp = session.get_inputs()[0]
+    check_shapes(path, info, inp.shape[1:], session.get_outputs()[0].shape[-1])
+    check_run(path, info, session.get_modelmeta().custom_metadata_map.get(RUN_KEY, ""))
+
+    def predict(clips: np.ndarray) -> np.ndarray:
+        return session.run(None, {inp.name: clips})[0]
+
+    return predict, info
+
+
+def load_predictor(path: Path) -> tuple[Predictor, ModelInfo]:
+    """``uint8 clips [B, T, H, W, 3] -> logits [B, C]`` and the ModelInfo, from a model folder
+    (Keras), a ``.onnx`` file (onnxruntime) or a ``.tflite`` file (LiteRT)."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return load_onnx(path)
+    if path.suffix.lower() == ".tflite":
+        return load_tflite(path)
+    model, info = load_model_dir(path)
+    return (lambda clips: np.asarray(model.predict_on_batch(clips))), info
+
+
+def _interpreter(path: Path):
+    """LiteRT's interpreter (``ai-edge-litert``, no TensorFlow) if installed, else
+    TensorFlow's own."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tensorflow.lite import Interpreter  # type: ignore[import-not-found]
+        except ImportError:
+            raise ArtifactError("predicting with a .tflite model needs ai-edge-litert "
+                                "(pip install ai-edge-litert) or tensorflow") from None
+    import os
+
+    try:
+        return Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+    except (ValueError, RuntimeError) as e:
+        raise ArtifactError(f"{path}: LiteRT cannot load it: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def load_tflite(path: Path) -> tuple[Predictor, ModelInfo]:
+    """An exported ``.tflite`` model (float16 or int8 weights; uint8 clips in, float logits
+    out, as the other formats), with the ModelInfo written beside it by the export stage.
+    Calls are serialised (an interpreter is not thread-safe); the input is resized when the
+    batch size changes."""
+    import threading
+
+    path = Path(path)
+    info = read_model_info(path.parent)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing (run `dvc repro export`)")
+    interp = _interpreter(path)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    check_shapes(path, info, tuple(int(d) for d in inp["shape_signature"][1:]),
+                 int(out["shape_signature"][-1]))
+    lock, shape = threading.Lock(), [None]
+
+    def predict(clips: np.ndarray) -> np.ndarray:
+        with lock:
+            if shape[0] != clips.shape:
+                interp.resize_tensor_input(inp["index"], clips.shape)
+                interp.allocate_tensors()
+                shape[0] = clips.shape
+            interp.set_tensor(inp["index"], np.ascontiguousarray(clips, np.uint8))
+            interp.invoke()
+            return np.array(interp.get_tensor(out["index"]), np.float32)
+
+    return predict, info
