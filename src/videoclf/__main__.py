@@ -1,4 +1,5 @@
-"""``python -m videoclf predict PATH... [--model data/model] [--top-k 5] [--json]``."""
+"""``python -m videoclf predict PATH... [--model data/model] [--top-k 5] [--json]
+[--timeline [--stride 2s] [--threshold 0.5] [--out data/timelines]]``."""
 
 from __future__ import annotations
 
@@ -39,6 +40,19 @@ def _at_least(lo: int, hi: int | None = None):
     return parse
 
 
+def _stride(text: str) -> tuple[float, str]:
+    """``50`` (frames) or ``2s`` / ``1.5s`` (seconds), positive."""
+    seconds = text.lower().endswith("s")
+    try:
+        v = float(text[:-1]) if seconds else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected frames (50) or seconds (2s), got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return v, "s" if seconds else "frames"
+
+
 def _expand(paths: list[str]) -> list[Path]:
     """Files as given; folders searched recursively for video files. A folder holding no
     video is an error, not silence, and the files of a folder left out are said, one line."""
@@ -66,7 +80,7 @@ def predict_main(argv: list[str]) -> int:
     ap.add_argument("paths", nargs="+", help="video files or folders (searched recursively)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
                     help=f"folder written by the train stage (default {DEFAULT_MODEL_DIR}), or "
-                         "an exported model.onnx (run with onnxruntime, no TensorFlow needed)")
+                         "an exported model.onnx or .tflite (no TensorFlow needed)")
     ap.add_argument("--top-k", type=_at_least(1), default=5)
     ap.add_argument("--json", action="store_true", help="one JSON object per line and video")
     ap.add_argument("--clips", type=_at_least(1, MAX_CLIPS), default=None,
@@ -77,10 +91,29 @@ def predict_main(argv: list[str]) -> int:
     ap.add_argument("--min-decodable", type=float, default=0.5,
                     help="a video decoding less than this share of the frames its header "
                          "declares is reported as damaged, not predicted (default 0.5)")
+    t = ap.add_argument_group("timeline (what happens when, in a long video)")
+    t.add_argument("--timeline", action="store_true",
+                   help="score windows of one clip's span slid along each video: per-window "
+                        "top-k, merged segments and a PNG under --out")
+    t.add_argument("--stride", type=_stride, default=None,
+                   help="between window starts: frames (50) or seconds (2s); default half a "
+                        "clip's span")
+    t.add_argument("--threshold", type=float, default=0.5,
+                   help="a window joins a segment when its best class is at least this "
+                        "likely (default 0.5)")
+    t.add_argument("--out", type=Path, default=Path("data/timelines"),
+                   help="folder for <video>/windows.csv, segments.csv, timeline.png ... "
+                        "(default data/timelines)")
     args = ap.parse_args(argv)
     if not 0.0 <= args.min_decodable <= 1.0:
         ap.error("--min-decodable must be between 0 and 1")
+    if not 0.0 <= args.threshold <= 1.0:
+        ap.error("--threshold must be between 0 and 1")
     try:
+        if args.timeline:
+            from .serve.timeline_cli import run_timeline
+
+            return run_timeline(args, _expand(args.paths))
         return _predict(args)
     except VideoclfError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -96,14 +129,13 @@ def predict_main(argv: list[str]) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .artifacts import read_model_info
+    from .serve.predictors import load_predictor, read_info
 
     videos = _expand(args.paths)
     # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
-    read_model_info(args.model.parent if args.model.suffix.lower() == ".onnx" else args.model)
+    read_info(args.model)
 
     from .serve.inference import score_videos, top_k, video_probs
-    from .training.modelio import load_predictor
 
     predict, info = load_predictor(args.model)
     labels = info.labels
@@ -127,16 +159,62 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def serve_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m videoclf serve",
+                                 description="predict over HTTP: POST /predict with a video")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                    help="a model folder (Keras) or an exported model.onnx (no TensorFlow)")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    ap.add_argument("--port", type=_at_least(0, 65535), default=8080)
+    ap.add_argument("--max-mb", type=_at_least(1), default=256, help="largest upload (MB)")
+    ap.add_argument("--max-seconds", type=_at_least(1), default=3600,
+                    help="longest video, by its header (s)")
+    ap.add_argument("--top-k", type=_at_least(1), default=5)
+    ap.add_argument("--clips", type=_at_least(1, MAX_CLIPS), default=None,
+                    help="clips per video (default: the model's inference.json)")
+    ap.add_argument("--workers", type=_at_least(1), default=4,
+                    help="videos decoded at once (default 4)")
+    ap.add_argument("--allow-paths", type=Path, default=None, metavar="DIR",
+                    help='also take {"path": ...} JSON bodies naming files under DIR (off by '
+                         "default)")
+    args = ap.parse_args(argv)
+    if args.allow_paths and not args.allow_paths.is_dir():
+        ap.error(f"--allow-paths: {args.allow_paths} is not a folder")
+    try:
+        from .serve.predictors import read_info
+
+        read_info(args.model)
+        from .serve.service import Limits, serve
+
+        serve(args.model, args.host, args.port, Limits(args.max_mb * 2**20, args.max_seconds),
+              args.clips, args.top_k, args.allow_paths, args.workers)
+        return 0
+    except VideoclfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # the port is taken, the model unreadable
+        from .stage import os_error_line
+
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 1
+
+
+USAGE = ("usage: python -m videoclf predict PATH... [--model data/model] [--top-k 5] [--json] "
+         "[--timeline]\n       python -m videoclf serve [--model data/export/model.onnx] "
+         "[--port 8080]")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("predict",):
-        print("usage: python -m videoclf predict PATH... [--model data/model] [--top-k 5] "
-              "[--json]", file=sys.stderr)
+    commands = {"predict": predict_main, "serve": serve_main}
+    if not argv or argv[0] not in commands:
+        print(USAGE, file=sys.stderr)
         return 2
     from .stage import setup_logging
 
     setup_logging()
-    return predict_main(argv[1:])
+    return commands[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":
