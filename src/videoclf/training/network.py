@@ -210,6 +210,19 @@ class PathwayDropout(layers.Layer):
         a, m = input_shapes
         return (*a[:-1], a[-1] + m[-1])
 
+    # The seed generator's state is saved with the layer (Keras saves only weights): a
+    # training run resumed from a checkpoint then draws the masks the unbroken run draws,
+    # and the final model's bytes are the same (tests/train/test_resume.py).
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_state"] = keras.ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if "seed_state" in keys:
+            self.seed_generator.state.assign(store["seed_state"])
+        super().load_own_variables({k: store[k] for k in keys if k != "seed_state"})
+
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
