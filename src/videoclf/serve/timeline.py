@@ -14,7 +14,7 @@ the video; a segment is a run of windows whose best class is the same and at lea
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -182,13 +182,7 @@ def segments(windows: list[Window], labels: list[str], threshold: float,
     close()
     if out and windows:
         if out[0].start_s == windows[0].start_s:
-            out[0] = _with(out[0], start_s=0.0)
+            out[0] = replace(out[0], start_s=0.0)
         if out[-1].end_s == windows[-1].end_s:
-            out[-1] = _with(out[-1], end_s=max(duration_s, out[-1].end_s))
+            out[-1] = replace(out[-1], end_s=max(duration_s, out[-1].end_s))
     return out
-
-
-def _with(seg: Segment, **change) -> Segment:
-    from dataclasses import replace
-
-    return replace(seg, **change)
