@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--style", default="object", choices=sorted(STYLES))
     ap.add_argument("--ratio", type=float, default=5.0)
     ap.add_argument("--epochs", type=int, default=0, help="0: params.yaml's")
+    ap.add_argument("--options", nargs="+", default=["none", "sample", "sqrt", "weight"])
     ap.add_argument("--work", type=Path, default=Path("/tmp/videoclf-uneven"))
     args = ap.parse_args()
     setup_logging(logging.WARNING)
@@ -69,7 +70,7 @@ def main() -> None:
           f"({len(manifest[manifest.split == 'test'])} test videos)")
     print("| train.balance | test top-1 (95% CI) | mean class (95% CI) | train min |")
     print("| --- | --- | --- | --- |")
-    for balance in ("none", "sample", "weight"):
+    for balance in args.options:
         q = project_params({**changes, "train": {**changes.get("train", {}),
                                                  "balance": balance}})
         run = work / f"run-{args.ratio:g}-{balance}"

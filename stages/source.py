@@ -1,9 +1,15 @@
-"""Stage source: a fingerprint of what data.url holds (names, sizes, times; never the videos'
-bytes) into FINGERPRINT, so that DVC reruns download exactly when the source changed."""
+"""Stage source: fingerprints of what data.url and data.unlabeled_url hold (names, sizes,
+times; never the videos' bytes) into FINGERPRINT and UNLABELED, so that DVC reruns download
+(pretrain) exactly when its source changed."""
 
-from videoclf.data.fingerprint import write_fingerprint
+from videoclf.data.fingerprint import write_fingerprint, write_unlabeled_fingerprint
 from videoclf.stage import run
 
+
+def main(p, a) -> None:
+    write_fingerprint(p.data, a.fingerprint)
+    write_unlabeled_fingerprint(p.data, a.unlabeled)
+
+
 if __name__ == "__main__":
-    run("source", lambda p, a: write_fingerprint(p.data, a.fingerprint),
-        outputs=["fingerprint"])
+    run("source", main, outputs=["fingerprint", "unlabeled"])

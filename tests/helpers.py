@@ -4,6 +4,7 @@ project's params with changes, and small process helpers."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,16 @@ def write_project(folder: Path, changes: dict | None = None) -> Path:
     raw = params_mod.override(params_mod.override(raw, TINY), changes or {})
     (folder / "params.yaml").write_text(yaml.safe_dump(raw))
     return folder
+
+
+def train_stage(frames: Path, *projects: Path) -> list[str]:
+    """The train stage's command line in a project folder made by ``write_project``, with
+    pretraining off (the pretrain stage's ``{"epochs": 0}`` in each project's data/)."""
+    for project in projects:
+        (project / "data" / "pretrained").mkdir(parents=True, exist_ok=True)
+        (project / "data" / "pretrained" / "pretrain.json").write_text('{"epochs": 0}')
+    return [sys.executable, str(ROOT / "stages" / "train.py"), str(frames), "data/pretrained",
+            "data/model", "metrics/train", "metrics/train_throughput.json"]
 
 
 def run_python(args, cwd, env, timeout=300, **kw) -> subprocess.CompletedProcess:
@@ -84,3 +95,24 @@ def without_tensorflow(folder: Path) -> dict:
         (folder / mod).mkdir(parents=True, exist_ok=True)
         (folder / mod / "__init__.py").write_text(f"raise ImportError('{mod} is absent')\n")
     return dict(os.environ, PYTHONPATH=f"{folder}{os.pathsep}{ROOT / 'src'}")
+
+
+# Real footage no one here made (tests/footage/README.md).
+FOOTAGE = ROOT / "tests" / "footage"
+DAMAGED = "theora_damaged.ogv"
+SHORT_HEADER = "cinepak_tree.avi"   # claims 444 frames, 68 decode
+GOOD = sorted(p.name for p in FOOTAGE.iterdir()
+              if p.suffix.lower() not in (".sh", ".md", ".py")
+              and p.name not in (DAMAGED, SHORT_HEADER))
+
+
+def class_folders(root: Path) -> Path:
+    """Two classes of mixed containers, sub-folders and a damaged file."""
+    names = GOOD + [DAMAGED]
+    for i, name in enumerate(names):
+        cls = "Bike" if i % 2 else "Phone"
+        sub = root / "my data" / cls / ("day1" if i % 3 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(FOOTAGE / name, sub / name)
+    (root / "my data" / "Phone" / "notes.txt").write_text("not a video")
+    return root / "my data"

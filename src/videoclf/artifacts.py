@@ -50,6 +50,7 @@ LABELS = "labels.json"
 SAMPLING = "sampling.json"
 INFERENCE = "inference.json"
 TRAIN_INFO = "train.json"
+PRETRAIN_INFO = "pretrain.json"  # pretrain -> data/pretrained: {"epochs": 0} when off
 TRAIN_BACKUP = ".train-backup"  # beside the model folder: checkpoints of an interrupted run
 
 # train -> metrics/train: dvclive's per-epoch files (Keras callback: "train" and "eval" =
@@ -275,3 +276,18 @@ def read_train_info(model_dir: Path) -> dict:
             and isinstance(info.get("restored_best"), bool)):
         raise ArtifactError(f"{where}: not the train stage's summary (rerun train)")
     return info
+
+
+def read_pretrained(pretrained_dir: Path) -> Path | None:
+    """The pretrain stage's model file, or None when pretraining is off (``epochs`` 0)."""
+    where = Path(pretrained_dir) / PRETRAIN_INFO
+    info = _json(where, "written by the pretrain stage")
+    if not isinstance(info, dict) or not isinstance(info.get("epochs"), int):
+        raise ArtifactError(f"{where}: not the pretrain stage's summary (rerun pretrain)")
+    if info["epochs"] == 0:
+        return None
+    model = Path(pretrained_dir) / MODEL_FILE
+    if not model.is_file():
+        raise ArtifactError(f"{pretrained_dir}: {PRETRAIN_INFO} says pretrained, but there is "
+                            f"no {MODEL_FILE} (rerun pretrain)")
+    return model

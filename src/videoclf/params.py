@@ -23,7 +23,7 @@ import yaml
 from .data.options import LAYOUTS, SOURCES, SPLIT_BY
 from .data.styles import STYLES
 from .errors import VideoclfError
-from .training.options import BALANCE, DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
+from .training.options import BALANCE, DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS, PRETEXT_TASKS
 from .video import SHORT_VIDEO, Sampling
 
 Check = Callable[[str, Any], Any]
@@ -158,6 +158,17 @@ def _class_names(key: str, v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _frame_steps(key: str, v: Any) -> tuple[int, ...]:
+    """The pace task's classes: distinct frame steps, slowest first."""
+    if not isinstance(v, list) or len(v) < 2:
+        raise ParamsError(f"{key}: expected a list of two or more frame steps, got {v!r}")
+    for i, s in enumerate(v):
+        _int(1, 100)(f"{key}[{i}]", s)
+    if sorted(set(v)) != v:
+        raise ParamsError(f"{key}: frame steps must be distinct and increasing, got {v!r}")
+    return tuple(v)
+
+
 def _key(check: Check) -> Any:
     """A params key and the check its value must pass (no default: params.yaml sets it)."""
     return field(metadata={"check": check})
@@ -185,6 +196,7 @@ class DataParams:
     source: str = _key(_choice(*SOURCES))
     builtin_style: str = _key(_choice(*STYLES))
     url: str = _key(_str)
+    unlabeled_url: str = _key(_optional_str)
     num_classes: int = _key(_num_classes)
     classes: tuple[str, ...] = _key(_class_names)
     per_class: PerClass = _nested()
@@ -267,10 +279,24 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class PretrainParams:
+    """The pretrain stage's block (self-supervised, before train; ``epochs`` 0 = off)."""
+
+    epochs: int = _key(_int(0, 10000))
+    task: str = _key(_choice(*PRETEXT_TASKS))
+    frame_steps: tuple[int, ...] = _key(_frame_steps)
+    clips_per_video: int = _key(_int(1, 32))
+    batch_size: int = _key(_int(1, 4096))
+    learning_rate: float = _key(_float(0.0, 1.0))
+    seed: int = _key(_int(0, 2**32 - 1))
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     frames: FramesParams
     model: ModelParams
+    pretrain: PretrainParams
     train: TrainParams
     evaluate: EvaluateParams
 

@@ -307,6 +307,18 @@ def _read_clips(path: Path, starts_for, sampling: Sampling, length: int | None,
     return Clips(clips, real, starts, length)
 
 
+def read_frames(path: Path, wanted: set[int], sampling: Sampling) -> dict[int, np.ndarray]:
+    """The (letterboxed RGB) frames numbered ``wanted``, in one straight pass: for callers
+    that know the real length (``measure``) and cut clips of several steps at once."""
+    try:
+        got, _, _ = _decode(Path(path), wanted, max(wanted, default=0), sampling)
+    except cv2.error as e:
+        raise VideoError(f"OpenCV error: {_last_line(e)}") from None
+    if not wanted <= got.keys():
+        raise VideoError(f"decodes {len(got)} of the {len(wanted)} frames its length promised")
+    return got
+
+
 def _last_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[-1] if lines else type(e).__name__

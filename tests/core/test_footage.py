@@ -27,15 +27,8 @@ from videoclf.video import (
     train_starts,
 )
 
-from helpers import ROOT, project_params
+from helpers import DAMAGED, FOOTAGE, GOOD, SHORT_HEADER, class_folders, project_params
 from rangeserver import RangeServer
-
-FOOTAGE = ROOT / "tests" / "footage"
-DAMAGED = "theora_damaged.ogv"
-SHORT_HEADER = "cinepak_tree.avi"   # claims 444 frames, 68 decode
-GOOD = sorted(p.name for p in FOOTAGE.iterdir()
-              if p.suffix.lower() not in (".sh", ".md", ".py")
-              and p.name not in (DAMAGED, SHORT_HEADER))
 
 
 def straight_decode(path: Path, h: int, w: int) -> list[np.ndarray]:
@@ -107,18 +100,6 @@ def test_a_damaged_stream_is_reported_not_looped():
     assert read_clips(path, lambda n: [0], Sampling(4, 2, 32, 32)).length == 11
 
 
-def _class_folders(root: Path) -> Path:
-    """Two classes of mixed containers, sub-folders and a damaged file."""
-    names = GOOD + [DAMAGED]
-    for i, name in enumerate(names):
-        cls = "Bike" if i % 2 else "Phone"
-        sub = root / "my data" / cls / ("day1" if i % 3 else "")
-        sub.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(FOOTAGE / name, sub / name)
-    (root / "my data" / "Phone" / "notes.txt").write_text("not a video")
-    return root / "my data"
-
-
 def _data(url: str) -> dict:
     return project_params({"data": {"source": "url", "url": url, "num_classes": 2,
                               "per_class": {"train": 3, "val": 2, "test": 2}}}).data
@@ -127,7 +108,7 @@ def _data(url: str) -> dict:
 @pytest.fixture(scope="module")
 def folder_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("folders")
-    src = _class_folders(root / "src")
+    src = class_folders(root / "src")
     manifest = download(_data(str(src)), root / "videos", root / "staging", workers=2)
     return src, root, manifest
 

@@ -50,8 +50,9 @@ def test_the_checkpoint_key_hashes_the_code_dvc_yaml_lists_for_train():
               for p in module_closure(["videoclf.stage", train_module.__name__])}
     assert hashed == deps - {"stages/train.py"}
     text = (ROOT / "stages" / "train.py").read_text()
+    # what backup_key starts its closure from (artifacts is in training.train's closure)
     assert set(re.findall(r"from (videoclf[\w.]*) import", text)) == {
-        "videoclf.stage", train_module.__name__}  # what backup_key starts its closure from
+        "videoclf.stage", "videoclf.artifacts", train_module.__name__}
 
 
 def test_closure_sees_lazy_and_relative_imports(tmp_path):
@@ -106,8 +107,14 @@ def test_download_extract_plot_and_predict_help_run_without_tensorflow(
           "predicted": labels[0]} for v in tests]))
     (metrics / "per_class.json").write_text(json.dumps(
         {c: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1} for c in labels}))
+    # pretrain off: its outputs say so, and nothing is loaded
+    r = run_python([ROOT / "stages" / "pretrain.py", "data/videos", "data/unlabeled.json",
+                    "data/pretrained", "metrics/pretrain"], p, no_tf)
+    assert r.returncode == 0 and "pretrain: off" in r.stderr, r.stderr[-2000:]
+    assert json.loads((p / "data" / "pretrained" / "pretrain.json").read_text()) == {"epochs": 0}
     r = run_python([ROOT / "stages" / "plot.py", p / "data" / "videos", tiny_model,
-              tiny_frames.parent / "live", metrics, metrics / "plots"], p, no_tf)
+                    tiny_frames.parent / "live", metrics, p / "metrics" / "pretrain",
+                    metrics / "plots"], p, no_tf)
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(list((metrics / "plots").glob("*.png"))) == 4
     r = run_python(["-m", "videoclf", "predict", "--help"], p, no_tf)
@@ -115,8 +122,8 @@ def test_download_extract_plot_and_predict_help_run_without_tensorflow(
     # a params check fails fast, without TensorFlow
     (tmp_path / "bad").mkdir()
     bad = write_project(tmp_path / "bad", {"train": {"epochs": 0}})
-    r = run_python([ROOT / "stages" / "train.py", "data/frames", "data/model", "metrics/train",
-                    "metrics/train_throughput.json"], bad, no_tf)
+    r = run_python([ROOT / "stages" / "train.py", "data/frames", "data/pretrained", "data/model",
+                    "metrics/train", "metrics/train_throughput.json"], bad, no_tf)
     assert r.returncode == 2 and "train.epochs: must be >= 1" in r.stderr
     assert "Traceback" not in r.stderr
 

@@ -77,3 +77,20 @@ def test_the_file_is_rewritten_only_when_the_fingerprint_changes(tmp_path):
     write_fingerprint(_data(str(src)), out)
     assert out.stat().st_mtime_ns == stamp
     assert json.loads(out.read_text())["source"] == "folder"
+
+
+def test_the_unlabeled_fingerprint_follows_its_folder_and_is_none_without_one(tmp_path):
+    from videoclf.data.fingerprint import write_unlabeled_fingerprint
+
+    out = tmp_path / "unlabeled.json"
+    none = project_params().data  # unlabeled_url ""
+    assert write_unlabeled_fingerprint(none, out) == {"source": "none"}
+    src = _folder(tmp_path / "pool")
+    data = project_params({"data": {"unlabeled_url": str(src)}}).data
+    first = write_unlabeled_fingerprint(data, out)
+    assert first["files"] == 6 and json.loads(out.read_text()) == first
+    (src / "A" / "v9.avi").write_bytes(b"new")
+    assert write_unlabeled_fingerprint(data, out) != first
+    gone = project_params({"data": {"unlabeled_url": str(tmp_path / "none.zip")}}).data
+    with pytest.raises(DatasetError, match=r"^data.unlabeled_url: .*no such file"):
+        write_unlabeled_fingerprint(gone, tmp_path / "other.json")

@@ -21,7 +21,7 @@ import yaml
 
 from videoclf.params import override
 
-from helpers import ROOT, TINY
+from helpers import DAMAGED, ROOT, TINY, class_folders
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ def project(baseline) -> Path:
 
 def test_repro_end_to_end(baseline):
     project, out = baseline
-    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
+    assert ran(out) == {"download", "extract", "pretrain", "train", "evaluate", "plot", "export"}
     metrics = json.loads((project / "metrics" / "metrics.json").read_text())
     assert {"accuracy", "precision", "recall"} <= set(metrics)
     assert all(0 <= metrics[k] <= 1 for k in ("accuracy", "precision", "recall"))
@@ -159,25 +159,18 @@ def test_plots_show_writes_one_page_that_draws_offline(project):
 
 def test_frames_params_rerun_extract_onwards_only(project):
     out = sh(project, "dvc", "exp", "run", "-n", "h48", "-S", "frames.height=48")
-    assert ran(out) == {"extract", "train", "evaluate", "plot", "export"}
+    # pretrain (off here: a file written, nothing loaded) reads the frame size too
+    assert ran(out) == {"extract", "pretrain", "train", "evaluate", "plot", "export"}
     assert "'download' didn't change" in out
 
 
-def test_data_params_rerun_everything(project):
-    out = sh(project, "dvc", "exp", "run", "-n", "two", "-S", "data.num_classes=2")
-    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
-    per = json.loads((project / "metrics" / "per_class.json").read_text())
-    assert list(per) == ["Dim", "Flicker"]
-
-
 def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
-    from test_footage import DAMAGED, _class_folders
-
-    src = _class_folders(tmp_path / "mine")
+    """data.* changed (another source, 2 classes): everything reruns, on the user's files."""
+    src = class_folders(tmp_path / "mine")
     out = sh(project, "dvc", "exp", "run", "-n", "mine", "-S", "data.source=url",
              "-S", f"data.url={src}", "-S", "data.num_classes=2",
              "-S", "data.per_class.train=3")
-    assert ran(out) == {"download", "extract", "train", "evaluate", "plot", "export"}
+    assert ran(out) == {"download", "extract", "pretrain", "train", "evaluate", "plot", "export"}
     assert "leakage across splits cannot be ruled out" in out
     report = json.loads((project / "data" / "videos" / "report.json").read_text())
     assert report["classes"] == ["Bike", "Phone"] and report["layout"] == "folders"
@@ -192,8 +185,9 @@ def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
 
 
 def test_queue_runs_two_experiments_and_apply_restores_one(project):
-    for name, lr in (("q1", "0.004"), ("q2", "0.005")):
-        sh(project, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.learning_rate={lr}")
+    # q2 changes what evaluate alone reads: the queue still runs two experiments, one train
+    for name, change in (("q1", "train.learning_rate=0.004"), ("q2", "evaluate.bootstrap=200")):
+        sh(project, "dvc", "exp", "run", "--queue", "-n", name, "-S", change)
     sh(project, "dvc", "queue", "start", "-j", "1")
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -222,6 +216,31 @@ def test_queue_runs_two_experiments_and_apply_restores_one(project):
     applied = json.loads((project / "metrics" / "metrics.json").read_text())
     assert applied["accuracy"] == q1["accuracy"] and applied["loss"] == q1["loss"]
     assert yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"] == 0.004
+
+
+def test_pretrain_on_reruns_pretrain_onwards_and_a_train_change_does_not(project):
+    """`dvc exp run -S pretrain.epochs=1` on the built-in data: pretrain and what follows
+    rerun, train starts from the pretrained body (its hash in train.json), `dvc exp show`
+    has the pretext curves' figures; a train.* change then leaves pretrain alone (a dry
+    run says what would run)."""
+    import hashlib
+
+    out = sh(project, "dvc", "exp", "run", "-n", "pre", "-S", "pretrain.epochs=1")
+    assert ran(out) == {"pretrain", "train", "evaluate", "plot", "export"}
+    assert "'extract' didn't change" in out
+    model = (project / "data" / "pretrained" / "model.keras").read_bytes()
+    summary = json.loads((project / "data" / "model" / "train.json").read_text())
+    assert summary["pretrained_sha256"] == hashlib.sha256(model).hexdigest()
+    shown = json.dumps(json.loads(sh(project, "dvc", "exp", "show", "--json")))
+    assert "metrics/pretrain/metrics.json" in shown and '"pretrain"' in shown
+    pretext = json.loads((project / "metrics" / "pretrain" / "metrics.json").read_text())
+    assert 0 <= pretext["eval"]["accuracy"] <= 1
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["pretrain"]["epochs"] == 1  # the experiment's workspace
+    params["train"]["learning_rate"] = 0.002
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh(project, "dvc", "repro", "--dry")
+    assert ran(out) == {"train"} and "'pretrain' didn't change" in out
 
 
 def test_push_then_pull_in_a_fresh_clone_reruns_nothing(project, tmp_path):

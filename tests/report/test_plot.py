@@ -23,6 +23,10 @@ def test_plots_are_written(tiny_model, tiny_frames, tiny_videos, tiny_manifest, 
         img = mpimg.imread(p)
         assert img.shape[0] > 200 and img.shape[1] > 400
         assert img.std() > 0.05  # not a blank canvas
+    # where pretrain ran, its curves are drawn beside train's (here: the same numbers again)
+    plain = paths[0].read_bytes()
+    make_plots(live, tmp_path, tiny_model, tmp_path / "plots", tiny_videos, pretrain_live=live)
+    assert paths[0].read_bytes() != plain
 
 
 def test_examples_show_the_chosen_clips_misclassified_first(tiny_model, tiny_videos,

@@ -170,6 +170,8 @@ def test_balance_sample_repeats_smaller_classes_and_stays_reproducible(tiny_fram
     resumed = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
                            repeat=repeat, epochs=1, first_epoch=1)
     assert np.array_equal(_epoch(resumed)[0], x2)  # epoch 1 is the same when resumed at it
+    milder, _ = class_balance(index, "sqrt")  # the square-root repeat factor
+    assert milder == [1] + [max(1, round(int(per_class[0]) ** 0.5))] * (len(per_class) - 1)
 
 
 def test_balance_weight_gives_inverse_frequency_sample_weights(tiny_frames):

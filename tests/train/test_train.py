@@ -41,7 +41,8 @@ def test_same_params_same_weights(tiny_frames, tiny_params, tmp_path):
     from videoclf.training.modelio import load_model_dir
     from videoclf.training.train import train
 
-    p = project_params({"train": {"epochs": 2, "batch_size": 4}})
+    # the one-body network (twice as fast here); test_resume's same bytes hold two pathways
+    p = project_params({"train": {"epochs": 2, "batch_size": 4}, "model": {"input": "diff"}})
     weights = []
     for run in ("a", "b"):
         summary = train(tiny_frames, tmp_path / run, tmp_path / f"live-{run}", p.model,
@@ -179,6 +180,11 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
     assert "all layers)" in warm_start(same, tiny_model / "model.keras")
     for a, b in zip(same.get_weights(), old.get_weights()):
         assert np.array_equal(a, b)
+    pretext = net()  # a pretrained body: the classifier stays fresh, even at the same size
+    fresh_head = pretext.layers[-1].get_weights()
+    assert "3 -> 3 classes" in warm_start(pretext, tiny_model / "model.keras", head=False)
+    assert np.array_equal(pretext.get_weights()[0], old.get_weights()[0])
+    assert all(np.array_equal(a, b) for a, b in zip(pretext.layers[-1].get_weights(), fresh_head))
     five = net(5)
     fresh_head = five.layers[-1].get_weights()
     assert "3 -> 5 classes" in warm_start(five, tiny_model / "model.keras")
@@ -216,6 +222,15 @@ def test_model_init_pointing_at_this_stages_own_output_says_what_happens(tiny_fr
                                          "elsewhere first"):
         train(tiny_frames, tmp_path / "model", tmp_path / "live", p.model, p.train,
               clips_per_video=1)
+
+
+def test_model_init_and_a_pretrained_body_together_are_one_clear_error(tiny_frames, tmp_path):
+    from videoclf.training.train import TrainError, train
+
+    p = project_params({"model": {"init": str(tmp_path / "start.keras")}})
+    with pytest.raises(TrainError, match=r"model.init .* and pretrain.epochs > 0 both give"):
+        train(tiny_frames, tmp_path / "model", tmp_path / "live", p.model, p.train,
+              clips_per_video=1, pretrained=tmp_path / "pretrained" / "model.keras")
 
 
 @pytest.mark.slow

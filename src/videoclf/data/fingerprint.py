@@ -15,6 +15,7 @@ fingerprint file's hash changes. What it reads, never the videos' bytes:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -96,6 +97,20 @@ def write_fingerprint(data: DataParams, out: Path) -> dict[str, Any]:
     log.info("source: %s%s in %.1f s", data.url if data.source == "url" else "built-in",
              f" ({what})" if what else "", time.perf_counter() - t0)
     return fp
+
+
+def write_unlabeled_fingerprint(data: DataParams, out: Path) -> dict[str, Any]:
+    """The same for ``data.unlabeled_url`` (the pretrain stage's videos), ``{"source": "none"}``
+    when there is none: pretrain reruns when it changes, download does not."""
+    if not data.unlabeled_url:
+        if _previous(out, "") != {"source": "none"}:
+            write_json(out, {"source": "none"})
+        return {"source": "none"}
+    as_source = dataclasses.replace(data, source="url", url=data.unlabeled_url)
+    try:
+        return write_fingerprint(as_source, out)
+    except DatasetError as e:
+        raise DatasetError(str(e).replace("data.url", "data.unlabeled_url")) from None
 
 
 def _previous(out: Path, url: str) -> dict[str, Any] | None:

@@ -55,8 +55,13 @@ def _save(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def learning_curves(history: pd.DataFrame, path: Path, best_epoch: int | None = None) -> None:
-    """Loss and accuracy per epoch, train against validation, side by side."""
+def learning_curves(history: pd.DataFrame, path: Path, best_epoch: int | None = None,
+                    pretext: pd.DataFrame | None = None) -> None:
+    """Loss and accuracy per epoch, train against validation, side by side; with the
+    pretrain stage's curves (``pretext``) as two more lines where it ran."""
+    if pretext is not None:
+        history = pd.concat([history, pretext.assign(split="pretext " + pretext.split)],
+                            ignore_index=True)
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, metric in zip(axes, ("loss", "accuracy")):
@@ -182,8 +187,9 @@ def examples_strip(predictions: list[dict], classes: list[str], sampling: Sampli
 
 
 def make_plots(live_dir: Path, metrics_dir: Path, model_dir: Path, out_dir: Path,
-               videos_dir: Path) -> list[Path]:
-    """Write every PNG of the plot stage; returns their paths."""
+               videos_dir: Path, pretrain_live: Path | None = None) -> list[Path]:
+    """Write every PNG of the plot stage; returns their paths. ``pretrain_live``: the
+    pretrain stage's dvclive folder (no curves in it when pretraining was off)."""
     info = read_model_info(model_dir)
     classes = info.labels
     train_info = read_train_info(model_dir)
@@ -191,7 +197,10 @@ def make_plots(live_dir: Path, metrics_dir: Path, model_dir: Path, out_dir: Path
     per_class = read_per_class(metrics_dir)
     out = [out_dir / name for name in PLOT_FILES]
     best = train_info["best_epoch"] if train_info.get("restored_best") else None
-    learning_curves(read_history(live_dir), out[0], best)
+    pretext = None
+    if pretrain_live is not None and live_tsv(pretrain_live, "train", "loss").exists():
+        pretext = read_history(pretrain_live)
+    learning_curves(read_history(live_dir), out[0], best, pretext)
     confusion_heatmaps(predictions, classes, out[1])
     per_class_bars(per_class, out[2])
     examples_strip(predictions, classes, info.sampling, videos_dir, out[3])

@@ -76,16 +76,20 @@ def mirror_labels(classes: list[str], pairs: Sequence[Sequence[str]]
 def class_balance(index: pd.DataFrame, kind: str) -> tuple[list[int] | None,
                                                         list[float] | None]:
     """For ``train.balance``: per label, how often a training video is used per epoch
-    (``sample``: every class about as often as the largest, MMAction2's repeat-factor
-    sampling with the factor rounded) or its loss weight (``weight``: inverse frequency,
-    mean 1 over the training videos); ``(None, None)`` for ``none``."""
+    (``sample``: every class about as often as the largest, the factor ``n_max / n_c``
+    rounded; ``sqrt``: the square root of that factor, rounded, as LVIS's and MMAction2's
+    repeat-factor sampling, which lifts the small classes without showing their few videos
+    over and over) or its loss weight (``weight``: inverse frequency, mean 1 over the
+    training videos); ``(None, None)`` for ``none``."""
     if kind == "none":
         return None, None
     heads = index[(index.split == "train") & (index["clip"] == 0)]
     labels = int(index.label.max()) + 1
     counts = np.bincount(heads.label.to_numpy(), minlength=labels)
-    if kind == "sample":
-        return [max(1, int(round(counts.max() / c))) if c else 1 for c in counts], None
+    if kind in ("sample", "sqrt"):
+        power = 1.0 if kind == "sample" else 0.5
+        return [max(1, int(round((counts.max() / c) ** power))) if c else 1
+                for c in counts], None
     present = int((counts > 0).sum())
     return None, [len(heads) / (present * c) if c else 0.0 for c in counts]
 

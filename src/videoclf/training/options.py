@@ -8,4 +8,5 @@ INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff", "two_pathway")  # network.
 NORMS: tuple[str, ...] = ("layer", "batch")             # network residual blocks
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")  # train
 DISTRIBUTE: tuple[str, ...] = ("auto", "none", "mirrored", "multi_worker")  # runtime
-BALANCE: tuple[str, ...] = ("none", "sample", "weight")  # inputs.class_balance
+BALANCE: tuple[str, ...] = ("none", "sample", "sqrt", "weight")  # inputs.class_balance
+PRETEXT_TASKS: tuple[str, ...] = ("pace", "arrow")     # pretrain: the self-supervised task

@@ -49,16 +49,20 @@ class TrainError(VideoclfError):
     """Training cannot run as the params ask on this machine."""
 
 
-def backup_key(frames_dir: Path, model_params: ModelParams, train_params: TrainParams) -> str:
+def backup_key(frames_dir: Path, model_params: ModelParams, train_params: TrainParams,
+               start: Path | None = None) -> str:
     """Everything that decides the training run: the clips (every byte of the shards, not
-    only their index: other pixels under the same names are other data), the params, and
-    the code the train stage runs (the import closure that ``dvc.yaml`` lists as its deps).
-    Hashing the shards reads them once (about 1 GB/s)."""
+    only their index: other pixels under the same names are other data), the params, the
+    model it starts from (``start``: its bytes) and the code the train stage runs (the
+    import closure that ``dvc.yaml`` lists as its deps). Hashing the shards reads them once
+    (about 1 GB/s)."""
     h = hashlib.sha256(json.dumps([as_dict(model_params), as_dict(train_params)],
                                   sort_keys=True).encode())
     code = sorted(module_closure(["videoclf.stage", __name__]))
     shards = sorted(Path(frames_dir).glob("*.npy"))
-    for f in [Path(frames_dir) / INDEX, Path(frames_dir) / FRAMES_META, *shards, *code]:
+    starts = [Path(start)] if start else []
+    for f in [Path(frames_dir) / INDEX, Path(frames_dir) / FRAMES_META, *shards, *starts,
+              *code]:
         h.update(f.name.encode())
         with open(f, "rb") as fh:
             h.update(hashlib.file_digest(fh, "sha256").digest())
@@ -74,12 +78,13 @@ def _check_init(init: str, model_dir: Path) -> None:
                          f"(cp {init} models/start.keras) and point model.init there")
 
 
-def warm_start(model: keras.Model, init: Path) -> str:
+def warm_start(model: keras.Model, init: Path, head: bool = True) -> str:
     """Copy the weights of an earlier run's ``.keras`` model into ``model``, layer by layer.
 
     The network must be the same (same layers, same weight shapes); only the classification
     layer may differ in its number of classes, and then it stays freshly initialised (fine-
-    tuning to new classes). Returns a short description for the log.
+    tuning to new classes), as it does with ``head=False`` (a pretext task's classifier
+    says nothing about the classes). Returns a short description for the log.
     """
     from .modelio import load_keras
 
@@ -95,7 +100,7 @@ def warm_start(model: keras.Model, init: Path) -> str:
     for a, b in zip(new_layers[:-1], old_layers[:-1]):
         a.set_weights(b.get_weights())
     head_new, head_old = new_layers[-1], old_layers[-1]
-    if shapes(head_new) == shapes(head_old):
+    if head and shapes(head_new) == shapes(head_old):
         head_new.set_weights(head_old.get_weights())
         return f"warm start from {init} (all layers)"
     return (f"warm start from {init} (all layers but the classifier: "
@@ -174,8 +179,8 @@ def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: Tra
     epochs, augment = train_params.epochs, train_params.augment
     repeat, weights = class_balance(index, train_params.balance)
     if repeat is not None:
-        log.info("train: balance sample: each class's videos used %d-%d times an epoch",
-                 min(repeat), max(repeat))
+        log.info("train: balance %s: each class's videos used %d-%d times an epoch",
+                 train_params.balance, min(repeat), max(repeat))
     elif weights is not None:
         log.info("train: balance weight: loss weights %.2f-%.2f by class",
                  min(w for w in weights if w), max(weights))
@@ -197,7 +202,7 @@ def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: Tra
 
 
 def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
-             train_params: TrainParams) -> keras.Model:
+             train_params: TrainParams, pretrained: Path | None) -> keras.Model:
     lr: Any = train_params.learning_rate
     if train_params.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
@@ -212,6 +217,10 @@ def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
         )
         if model_params.init:
             log.info("train: %s", warm_start(model, Path(model_params.init)))
+        elif pretrained:
+            log.info("train: %s", warm_start(model, pretrained, head=False).replace(
+                "warm start", "pretrained body").replace("all layers but the classifier",
+                                                         "classifier fresh"))
     return model
 
 
@@ -270,7 +279,7 @@ def _fit(model: keras.Model, data: _Inputs, cb: _Callbacks, train_params: TrainP
 
 
 def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
-             train_params: TrainParams) -> dict:
+             train_params: TrainParams, pretrained: Path | None) -> dict:
     history = cb.checkpoint.history  # every epoch, resumed or not
     val_loss = [h["val_loss"] for h in history]
     best = int(np.argmin(val_loss))
@@ -285,6 +294,8 @@ def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
     if model_params.init:
         # DVC tracks the param (the path), not the file: its hash says what was started from.
         summary["init_sha256"] = hashlib.sha256(Path(model_params.init).read_bytes()).hexdigest()
+    if pretrained:
+        summary["pretrained_sha256"] = hashlib.sha256(pretrained.read_bytes()).hexdigest()
     return summary
 
 
@@ -308,16 +319,20 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, mo
 
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: ModelParams,
           train_params: TrainParams, *, clips_per_video: int,
-          throughput_file: Path | None = None) -> dict:
+          throughput_file: Path | None = None, pretrained: Path | None = None) -> dict:
     """Fit the model on the train split with validation, save it, and return a summary.
 
     ``clips_per_video`` (``evaluate.clips_per_video``) is recorded in the model folder, so
     evaluate and predict score a video the same way wherever the folder goes. dvclive writes
     into a hidden folder beside ``live_dir`` that replaces it only when training completes:
     a killed run leaves no per-epoch numbers that look like results. ``throughput_file``
-    gets the wall-clock clips/s of training and validation.
+    gets the wall-clock clips/s of training and validation. ``pretrained`` (the pretrain
+    stage's model file) gives the starting body, its classifier left fresh.
     """
     _check_init(model_params.init, Path(model_dir))
+    if model_params.init and pretrained:
+        raise TrainError(f"model.init ({model_params.init}) and pretrain.epochs > 0 both give "
+                         "the starting weights; set one (model.init: \"\" or pretrain.epochs: 0)")
     # Fresh layer names and graph state, so a second run in one process saves the same bytes.
     keras.backend.clear_session()
     rt = configure_runtime(train_params)
@@ -326,17 +341,18 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     global_batch = train_params.batch_size * rt.strategy.num_replicas_in_sync
     mirror = _mirror(meta["classes"], train_params)
     # Checkpoints live outside DVC's outputs (DVC deletes those before it runs the stage).
+    start = Path(model_params.init) if model_params.init else pretrained
     backup_dir = Path(model_dir).parent / TRAIN_BACKUP / backup_key(frames_dir, model_params,
-                                                                    train_params)
+                                                                    train_params, start)
     latest, first_epoch = _resume_point(backup_dir, train_params.epochs)
     data = _inputs(frames_dir, index, meta, train_params, global_batch, first_epoch, mirror)
-    model = _network(rt, data, model_params, train_params)
+    model = _network(rt, data, model_params, train_params, pretrained)
     cb = _Callbacks.make(data, train_params, backup_dir, Path(live_dir), latest, first_epoch)
     log.info("train: %d train and %d val videos, %d classes, %d params, %d epochs, batch %d",
              data.n_train, data.n_val, len(data.classes), model.count_params(),
              train_params.epochs, global_batch)
     seconds = _fit(model, data, cb, train_params, first_epoch)
-    summary = _summary(cb, rt, model_params, train_params)
+    summary = _summary(cb, rt, model_params, train_params, pretrained)
     _finish(model, data, cb, summary, Path(model_dir), Path(live_dir), backup_dir,
             clips_per_video, throughput_file)
     log.info("train: %d epochs in %.0f s; best epoch %d (val loss %.3f, val accuracy %.3f); "

@@ -1,0 +1,300 @@
+"""The pretext set of the pretrain stage: every video pretraining may see without labels, cut
+into clips labelled by the self-supervised task, in extract's frames layout (shards, index,
+meta), so that the train stage's code fits it unchanged (resume, dvclive, precise BatchNorm).
+
+The pool is the train split of ``data/videos`` (its class column is never read) and every
+video of ``data.unlabeled_url``, checked as download checks labelled videos (decoded once in
+full; broken, non-video and unsafe files reported with why). A file with the bytes of a val
+or test video is left out and reported: pretraining on the videos a model is scored on would
+be transductive leakage. Equal files count once.
+
+Tasks (``pretrain.task``), after the field's pace and arrow-of-time pretext tasks:
+
+- ``pace``: one class per ``pretrain.frame_steps`` value; a video gives clips at every step
+  its length allows (Wang et al. 2020, playback-pace prediction).
+- ``arrow``: two classes, a clip as recorded or reversed in time; each (video, direction)
+  draws its step among the ones that fit (Wei et al. 2018, arrow of time).
+
+A tenth of the pool videos (at least one), drawn from ``pretrain.seed``, is the pretext
+validation split, so that early stopping and the best epoch work as in train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from .. import video
+from ..artifacts import FRAMES_META, INDEX, INDEX_COLUMNS, clips_per_video, read_manifest
+from ..outputs import staged_dir, write_json, write_parquet
+from ..params import DataParams, FramesParams, Params, PretrainParams, as_dict
+from ..pool import map_videos
+from ..seeding import derive_seed
+from . import sources
+from .download import check_space
+from .extract import plan_shards
+from .splits import DatasetError, Video, unsafe_member
+
+log = logging.getLogger(__name__)
+
+VAL_SHARE = 10  # one pool video in ten validates the pretext task
+PRETEXT = ".pretext"            # beside the output: the pretext set, kept until pretrain ends
+STAGING = ".unlabeled-staging"  # beside the output: fetched unlabeled videos
+SHORT = "short.json"            # beside the pretext set: pool videos it could not use
+
+
+@dataclass(frozen=True)
+class PoolVideo:
+    """A video pretraining may see: a stable name (``train/<path>`` or ``unlabeled/<member>``),
+    where it is, its real length in frames and the SHA-256 of its bytes."""
+
+    name: str
+    path: Path
+    length: int
+    sha256: str
+
+
+def task_classes(p: PretrainParams) -> list[str]:
+    """The pretext task's class names, in label order."""
+    if p.task == "pace":
+        return [f"step{s}" for s in p.frame_steps]
+    return ["forward", "backward"]
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _check(job: tuple[str, Path, float]) -> tuple[str, int, str | None, str]:
+    name, path, min_decodable = job
+    try:
+        return name, video.measure(path, min_decodable).decoded, None, _sha256(path)
+    except video.VideoError as e:
+        return name, 0, str(e), ""
+    except OSError as e:
+        return name, 0, f"cannot read it: {e.strerror}", ""
+
+
+def gather_pool(videos_dir: Path, data: DataParams, staging: Path, workers: int
+                ) -> tuple[list[PoolVideo], dict]:
+    """The pool and its report (counts, and every file left out or skipped, with why). Pool
+    names: ``videos/<path in data/videos>`` and ``unlabeled/<member of the source>``."""
+    manifest = read_manifest(videos_dir)
+    held_out = {_sha256(Path(videos_dir) / v): v for v in
+                manifest[manifest.split.isin(["val", "test"])].video}
+    train = manifest[manifest.split == "train"]
+    pool = [PoolVideo(f"videos/{v}", Path(videos_dir) / v, int(n), _sha256(Path(videos_dir) / v))
+            for v, n in zip(train.video, train.frames)]
+    report: dict = {"train_videos": len(pool), "unlabeled_videos": 0, "left_out": [],
+                    "skipped": []}
+    if data.unlabeled_url:
+        found = _unlabeled(data, staging, workers, report)
+        seen = {p.sha256: p.name for p in pool}
+        for p in found:
+            if p.sha256 in held_out:
+                report["left_out"].append({"member": p.name, "reason": "the bytes of "
+                                           f"{held_out[p.sha256]} (val/test): never pretrained on"})
+            elif p.sha256 in seen:
+                report["left_out"].append({"member": p.name,
+                                           "reason": f"the bytes of {seen[p.sha256]}: used once"})
+            else:
+                seen[p.sha256] = p.name
+                pool.append(p)
+                report["unlabeled_videos"] += 1
+    return pool, report
+
+
+def _unlabeled(data: DataParams, staging: Path, workers: int, report: dict) -> list[PoolVideo]:
+    """Every video file of ``data.unlabeled_url``, fetched and decoded once; the rest reported."""
+    as_source = dataclasses.replace(data, source="url", url=data.unlabeled_url)
+    try:
+        src = sources.open_source(as_source, workers)
+        names = src.names()
+        candidates = []
+        for name in names:
+            if name.endswith(("/", "\\")):
+                continue
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+                report["left_out"].append({"member": f"unlabeled/{name}",
+                                           "reason": "hidden file"})
+            elif not video.is_video(name):
+                suffix = PurePosixPath(name).suffix.lower() or "no suffix"
+                report["left_out"].append({"member": f"unlabeled/{name}",
+                                           "reason": f"not a video ({suffix})"})
+            elif unsafe_member(name):
+                report["skipped"].append({"member": f"unlabeled/{name}",
+                                          "reason": "unsafe path: refused"})
+            else:
+                candidates.append(Video(member=name, cls="", group=name, clip=0))
+        where = staging / sources.staging_key(as_source)
+        check_space(src.declared_bytes(candidates), staging, data.max_total_mb)
+        where.mkdir(parents=True, exist_ok=True)
+        got, failed = src.fetch(candidates, where)
+    except DatasetError as e:
+        raise DatasetError(str(e).replace("data.url", "data.unlabeled_url")) from None
+    report["skipped"] += [{**r, "member": f"unlabeled/{r['member']}"}
+                          for r in failed + src.refused()]
+    jobs = [(v.member, got[v.member], data.min_decodable) for v in candidates if v.member in got]
+    found = []
+    for name, length, problem, sha in map_videos(_check, jobs, workers, "check"):
+        if problem:
+            report["skipped"].append({"member": f"unlabeled/{name}", "reason": problem})
+        else:
+            found.append(PoolVideo(f"unlabeled/{name}", got[name], length, sha))
+    log.info("pretrain: %s: %d videos usable, %d skipped, %d other files left out",
+             src.describe(), len(found), len(report["skipped"]), len(report["left_out"]))
+    return found
+
+
+def _entries(v: PoolVideo, split: str, p: PretrainParams, base: video.Sampling
+             ) -> list[dict]:
+    """The pretext examples one video gives: (class, step, reversed, start frames)."""
+    fits = [s for s in p.frame_steps
+            if dataclasses.replace(base, frame_step=s).need <= v.length]
+    k = clips_per_video(split, p.clips_per_video)
+    out = []
+    for label, cls in enumerate(task_classes(p)):
+        if p.task == "pace":
+            if p.frame_steps[label] not in fits:
+                continue
+            step = p.frame_steps[label]
+        else:
+            if not fits:
+                continue
+            rng = np.random.default_rng(derive_seed(p.seed, v.name, cls))
+            step = fits[int(rng.integers(len(fits)))]
+        sampling = dataclasses.replace(base, frame_step=step)
+        key = f"{v.name}#{cls}"
+        starts = (video.train_starts(v.length, k, sampling, p.seed, key) if split == "train"
+                  else video.eval_starts(v.length, k, sampling))
+        out.append({"video": key, "class": cls, "label": label, "group": v.name,
+                    "split": split, "step": step, "reverse": p.task == "arrow" and label == 1,
+                    "starts": starts})
+    return out
+
+
+def plan(pool: list[PoolVideo], p: PretrainParams, base: video.Sampling
+         ) -> tuple[list[dict], list[dict]]:
+    """Every pretext example (in a fixed order) and the videos too short for any."""
+    names = sorted(v.name for v in pool)
+    if len(names) < 2:
+        raise DatasetError(f"pretrain: {len(names)} usable video(s); the pretext task needs at "
+                           "least 2 (one validates it)")
+    rng = np.random.default_rng(derive_seed(p.seed, "pretext-val"))
+    val = set(rng.choice(names, size=max(1, len(names) // VAL_SHARE), replace=False))
+    by_name = {v.name: v for v in pool}
+    records, short = [], []
+    for name in names:
+        got = _entries(by_name[name], "val" if name in val else "train", p, base)
+        if not got:
+            short.append({"member": name, "reason": f"{by_name[name].length} frames: shorter "
+                          f"than a clip at step {p.frame_steps[0]}"})
+        records += [{**r, "_path": by_name[name].path, "_length": by_name[name].length}
+                    for r in got]
+    return records, short
+
+
+def _cut(job: dict) -> str | None:
+    """Decode one video once and write all its pretext clips into their shard rows."""
+    base: video.Sampling = job["sampling"]
+    plans = [[video.clip_indices(job["length"], s, dataclasses.replace(base, frame_step=r["step"]))
+              for s in r["starts"]] for r in job["records"]]
+    wanted = {i for clips in plans for clip in clips for i in clip if i is not None}
+    try:
+        frames = video.read_frames(job["path"], wanted, base)
+    except video.VideoError as e:
+        return str(e)
+    black = np.zeros((base.height, base.width, 3), np.uint8)
+    for r, clips in zip(job["records"], plans):
+        arr = np.stack([np.stack([frames[i] if i is not None else black for i in clip])
+                        for clip in clips])
+        if r["reverse"]:
+            arr = arr[:, ::-1]
+        shard = np.load(job["dir"] / r["shard"], mmap_mode="r+")
+        shard[r["row"] : r["row"] + len(arr)] = arr
+        shard.flush()
+        del shard
+    return None
+
+
+def build_pretext(pool: list[PoolVideo], p: PretrainParams, frames: FramesParams,
+                  out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
+    """Write the pretext set into ``out_dir`` (as extract writes ``data/frames``); return its
+    index and the pool videos it could not use, with why."""
+    base = frames.sampling
+    records, short = plan(pool, p, base)
+    per_video = {s: clips_per_video(s, p.clips_per_video) for s in ("train", "val", "test")}
+    clip_shape = (base.n_frames, base.height, base.width, 3)
+    where, shard_rows = plan_shards(records, per_video, int(np.prod(clip_shape)),
+                                    frames.shard_mb * 2**20)
+    for r, (shard, row) in zip(records, where):
+        r["shard"], r["row"] = shard, row
+    classes = task_classes(p)
+    with staged_dir(out_dir) as tmp:
+        for name, n in shard_rows.items():
+            np.lib.format.open_memmap(tmp / name, mode="w+", dtype=np.uint8,
+                                      shape=(n, *clip_shape)).flush()
+        jobs: dict[str, dict] = {}
+        for r in records:
+            jobs.setdefault(r["group"], {"path": r["_path"], "length": r["_length"],
+                                         "sampling": base, "dir": tmp, "records": []}
+                            )["records"].append(r)
+        problems = map_videos(_cut, list(jobs.values()), frames.workers or os.cpu_count() or 1,
+                              "pretext")
+        failed = {g: e for g, e in zip(jobs, problems) if e}
+        rows = [{"video": r["video"], "class": r["class"], "label": r["label"],
+                 "group": r["group"], "split": r["split"], "clip": c, "start": s,
+                 "shard": r["shard"], "row": r["row"] + c, "real_frames": base.n_frames}
+                for r in records if r["group"] not in failed for c, s in enumerate(r["starts"])]
+        index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+        if not (index.split == "val").any() or not (index.split == "train").any():
+            raise DatasetError("pretrain: the pool gives no pretext clip to train or to "
+                               "validate on (too few or too short videos)")
+        write_parquet(tmp / INDEX, index)
+        write_json(tmp / FRAMES_META, {"sampling": base.to_dict(), "classes": classes,
+                                       "train_clips_per_video": p.clips_per_video})
+    skipped = short + [{"member": g, "reason": e} for g, e in failed.items()]
+    counts = index.drop_duplicates("video").groupby(["split", "class"]).size()
+    log.info("pretrain: task %s, %d clips from %d videos (%s)", p.task, len(index),
+             index.group.nunique(), ", ".join(f"{c} {int(counts.get(('train', c), 0))}"
+                                              for c in classes))
+    return index, skipped
+
+
+def _key(pool: list[PoolVideo], params: Params) -> str:
+    h = hashlib.sha256(json.dumps([as_dict(params.pretrain), as_dict(params.frames)],
+                                  sort_keys=True).encode())
+    for v in sorted(pool, key=lambda v: v.name):
+        h.update(f"{v.name}\0{v.sha256}\0{v.length}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def prepare(videos_dir: Path, params: Params, root: Path) -> tuple[Path, dict]:
+    """The pretext set under ``root/.pretext`` (reused when an interrupted run built it from
+    the same pool and params, so a resumed fit finds the same shards) and the pool report."""
+    staging = Path(root) / STAGING
+    pool, report = gather_pool(videos_dir, params.data, staging, params.frames.workers)
+    work = Path(root) / PRETEXT / _key(pool, params)
+    if not ((work / INDEX).is_file() and (work.parent / SHORT).is_file()):
+        shutil.rmtree(work.parent, ignore_errors=True)  # another pool's set, or half of one
+        _, short = build_pretext(pool, params.pretrain, params.frames, work)
+        write_json(work.parent / SHORT, short)
+    report["skipped"] += json.loads((work.parent / SHORT).read_text())
+    return work, report
+
+
+def clean(root: Path) -> None:
+    """Remove the pretext set and the fetched unlabeled videos (pretraining is done)."""
+    shutil.rmtree(Path(root) / PRETEXT, ignore_errors=True)
+    shutil.rmtree(Path(root) / STAGING, ignore_errors=True)
