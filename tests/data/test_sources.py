@@ -217,3 +217,17 @@ def test_unknown_data_params_stay_frozen():
     data = _data("x.zip")
     with pytest.raises(dataclasses.FrozenInstanceError):
         data.url = "y.zip"  # type: ignore[misc]
+
+
+def test_only_a_403_or_404_status_is_final_not_a_port_that_contains_404():
+    """A dropped connection to port 40459 was once taken for an HTTP 404 (and not retried)."""
+    from remotezip import RemoteIOError
+
+    from videoclf.data.http_range import is_final
+
+    assert is_final(RemoteIOError("404 Client Error: Not Found for url: http://h:1/a.zip"))
+    assert is_final(RemoteIOError("403 Client Error: Forbidden for url: http://h:1/a.zip"))
+    assert not is_final(RemoteIOError(
+        "HTTPConnectionPool(host='127.0.0.1', port=40459): Max retries exceeded with url: "
+        "/archive.zip (Caused by ProtocolError('Connection aborted.'))"))
+    assert not is_final(RemoteIOError("503 Server Error: for url: http://h:4040/a.zip"))

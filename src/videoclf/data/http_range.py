@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import http.client
 import os
+import re
 import struct
 import time
 import zipfile
@@ -100,6 +101,14 @@ def retrying_session() -> requests.Session:
     return session
 
 
+def is_final(e: RemoteZipError) -> bool:
+    """A remotezip error that no retry will mend: 403/404 (requests' ``raise_for_status``
+    message starts with the code) or no range support. Matched on the status line, not
+    anywhere in the text: a URL's port 40459 is no 404."""
+    text = str(e)
+    return bool(re.match(r"(403|404) Client Error", text)) or "support" in text.lower()
+
+
 class RangeClient:
     """One zip archive at ``url``, read with Range requests."""
 
@@ -122,7 +131,7 @@ class RangeClient:
                                   "which reading one member of a remote zip needs; download "
                                   "the zip and set data.url to the file") from None
             except RemoteZipError as e:
-                if "404" in str(e) or "403" in str(e) or "support" in str(e).lower():
+                if is_final(e):
                     raise Unreachable(short(e)) from None  # retrying will not help
                 raise Retry(short(e)) from None
             except TRANSFER_ERRORS as e:
