@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--style", default="object", choices=sorted(STYLES))
     ap.add_argument("--ratio", type=float, default=5.0)
     ap.add_argument("--epochs", type=int, default=0, help="0: params.yaml's")
+    ap.add_argument("--seed", type=int, default=None, help="train.seed (default: params.yaml's)")
     ap.add_argument("--options", nargs="+", default=["none", "sample", "sqrt", "weight"])
     ap.add_argument("--work", type=Path, default=Path("/tmp/videoclf-uneven"))
     args = ap.parse_args()
@@ -55,6 +56,8 @@ def main() -> None:
     changes = {"data": {"builtin_style": args.style}}
     if args.epochs:
         changes["train"] = {"epochs": args.epochs}
+    if args.seed is not None:
+        changes["train"] = {**changes.get("train", {}), "seed": args.seed}
     p = project_params(changes)
     work = args.work / args.style
     videos = work / "videos"
@@ -66,14 +69,14 @@ def main() -> None:
     if not (frames / "index.parquet").exists():
         extract(manifest, videos, frames, p.frames, classes)
     counts = manifest[manifest.split == "train"].groupby("class").size()
-    print(f"{args.style}, train videos per class {counts.min()}-{counts.max()} "
-          f"({len(manifest[manifest.split == 'test'])} test videos)")
+    print(f"{args.style}, train.seed {p.train.seed}, train videos per class "
+          f"{counts.min()}-{counts.max()} ({len(manifest[manifest.split == 'test'])} test videos)")
     print("| train.balance | test top-1 (95% CI) | mean class (95% CI) | train min |")
     print("| --- | --- | --- | --- |")
     for balance in args.options:
         q = project_params({**changes, "train": {**changes.get("train", {}),
                                                  "balance": balance}})
-        run = work / f"run-{args.ratio:g}-{balance}"
+        run = work / f"run-{args.ratio:g}-{balance}-seed{q.train.seed}"
         t0 = time.perf_counter()
         train(frames, run / "model", run / "live", q.model, q.train,
               clips_per_video=q.evaluate.clips_per_video)
