@@ -1,11 +1,11 @@
-"""Uneven classes: plain training against ``train.balance: sample`` and ``weight``, on a
+"""Uneven classes: plain training against ``train.balance: sample``, ``sqrt`` and ``weight``, on a
 built-in style made uneven (the largest class has ``--ratio`` times the videos of the
 smallest, in train, val and test alike, the counts falling linearly over the sorted classes).
 
 Prints one Markdown row per option: test top-1 and mean-class accuracy with their bootstrap
 95% intervals, and the train time; all rows in one run on one machine.
 
-    python benchmarks/uneven.py --style object --ratio 5
+    python benchmarks/uneven.py --style object --ratio 5 [--options none sqrt] [--seed 1]
 """
 
 from __future__ import annotations
