@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from ..seeding import derive_seed
 from . import sources
 from .download import check_space
 from .extract import plan_shards
-from .splits import DatasetError, Video, unsafe_member
+from .splits import DatasetError, Video, classify_member
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +122,12 @@ def _unlabeled(data: DataParams, staging: Path, workers: int, report: dict) -> l
         names = src.names()
         candidates = []
         for name in names:
-            if name.endswith(("/", "\\")):
-                continue
-            parts = PurePosixPath(name.replace("\\", "/")).parts
-            if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-                report["left_out"].append({"member": f"unlabeled/{name}",
-                                           "reason": "hidden file"})
-            elif not video.is_video(name):
-                suffix = PurePosixPath(name).suffix.lower() or "no suffix"
-                report["left_out"].append({"member": f"unlabeled/{name}",
-                                           "reason": f"not a video ({suffix})"})
-            elif unsafe_member(name):
-                report["skipped"].append({"member": f"unlabeled/{name}",
-                                          "reason": "unsafe path: refused"})
-            else:
+            verdict = classify_member(name)
+            if verdict is None:
                 candidates.append(Video(member=name, cls="", group=name, clip=0))
+            elif verdict[0] != "folder":
+                into = "skipped" if verdict[0] == "refused" else "left_out"
+                report[into].append({"member": f"unlabeled/{name}", "reason": verdict[1]})
         where = staging / sources.staging_key(as_source)
         check_space(src.declared_bytes(candidates), staging, data.max_total_mb)
         where.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,23 @@ def _hidden(parts: tuple[str, ...]) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
+def classify_member(name: str) -> tuple[str, str] | None:
+    """None for a member that may be a video; else ``("ignored" | "refused", why)``, or
+    ``("folder", "")`` for a zip's folder entry. The one rule for labelled and unlabelled
+    sources alike: a suffix FFmpeg reads, no hidden file, no path leaving the folder."""
+    if name.endswith(("/", "\\")):
+        return "folder", ""
+    hidden = _hidden(PurePosixPath(name.replace("\\", "/")).parts)
+    if not is_video(name):
+        suffix = PurePosixPath(name.replace("\\", "/")).suffix.lower() or "no suffix"
+        return "ignored", "hidden file" if hidden else f"not a video ({suffix})"
+    if unsafe_member(name):
+        return "refused", "unsafe path (absolute or '..'): refused"
+    if hidden:
+        return "ignored", "hidden file (macOS resource fork or dot file)"
+    return None
+
+
 def _ucf_group(number: str) -> str:
     return f"g{int(number):02d}"
 
@@ -110,22 +127,13 @@ def parse_members(names: list[str], layout: str = "auto",
     """
     candidates, refused, ignored = [], [], []
     for name in names:
-        if name.endswith(("/", "\\")):
-            continue  # a folder entry of a zip
-        hidden = _hidden(PurePosixPath(name.replace("\\", "/")).parts)
-        if not is_video(name):
-            suffix = PurePosixPath(name.replace("\\", "/")).suffix.lower() or "no suffix"
-            ignored.append({"member": name, "reason": "hidden file" if hidden else
-                            f"not a video ({suffix})"})
-            continue
-        if unsafe_member(name):
-            refused.append({"member": name, "reason": "unsafe path (absolute or '..'): refused"})
-            continue
-        if hidden:
-            ignored.append({"member": name, "reason": "hidden file (macOS resource fork or "
-                            "dot file)"})
-            continue
-        candidates.append(name)
+        verdict = classify_member(name)
+        if verdict is None:
+            candidates.append(name)
+        elif verdict[0] == "refused":
+            refused.append({"member": name, "reason": verdict[1]})
+        elif verdict[0] == "ignored":
+            ignored.append({"member": name, "reason": verdict[1]})
     if layout == "auto":
         # Mostly UCF101 names: ucf101 (the odd names are then reported); else class folders.
         ucf = sum(1 for n in candidates

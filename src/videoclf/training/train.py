@@ -84,7 +84,7 @@ def warm_start(model: keras.Model, init: Path, head: bool = True) -> str:
     The network must be the same (same layers, same weight shapes); only the classification
     layer may differ in its number of classes, and then it stays freshly initialised (fine-
     tuning to new classes), as it does with ``head=False`` (a pretext task's classifier
-    says nothing about the classes). Returns a short description for the log.
+    says nothing about the classes). Returns what was copied, for the caller's log line.
     """
     from .modelio import load_keras
 
@@ -102,9 +102,9 @@ def warm_start(model: keras.Model, init: Path, head: bool = True) -> str:
     head_new, head_old = new_layers[-1], old_layers[-1]
     if head and shapes(head_new) == shapes(head_old):
         head_new.set_weights(head_old.get_weights())
-        return f"warm start from {init} (all layers)"
-    return (f"warm start from {init} (all layers but the classifier: "
-            f"{head_old.weights[-1].shape[0]} -> {head_new.weights[-1].shape[0]} classes)")
+        return "all layers"
+    return (f"all layers but the classifier: "
+            f"{head_old.weights[-1].shape[0]} -> {head_new.weights[-1].shape[0]} classes")
 
 
 def _live(live_dir: Path, resume_from: int | None = None):
@@ -216,11 +216,11 @@ def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
             jit_compile=rt.jit_compile,
         )
         if model_params.init:
-            log.info("train: %s", warm_start(model, Path(model_params.init)))
+            copied = warm_start(model, Path(model_params.init))
+            log.info("train: warm start from %s (%s)", model_params.init, copied)
         elif pretrained:
-            log.info("train: %s", warm_start(model, pretrained, head=False).replace(
-                "warm start", "pretrained body").replace("all layers but the classifier",
-                                                         "classifier fresh"))
+            warm_start(model, pretrained, head=False)
+            log.info("train: pretrained body from %s (classifier fresh)", pretrained)
     return model
 
 
