@@ -24,8 +24,12 @@ $(PLOTS_PAGE): $(STAMP)
 run: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
+# Two workers, each a whole test file at a time (--dist loadfile), so a module's fixtures (the
+# dvc project of tests/pipeline) are built once and the session fixtures once per worker; the
+# longest files first (tests/conftest.py: LONGEST_FIRST, not xdist's order by test count).
+TEST_WORKERS ?= 2
 test: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Everything but the tests that train, start processes that load TensorFlow, serve HTTP
 # in another process or kill one (marked slow).
