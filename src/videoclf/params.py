@@ -48,12 +48,12 @@ def _int(lo: int | None = None, hi: int | None = None, multiple: int | None = No
     return check
 
 
-def _float(lo: float, hi: float) -> Check:
+def _float(lo: float, hi: float, *, with_lo: bool = False) -> Check:
     def check(key: str, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {v!r}")
-        if not lo < v <= hi:
-            raise ParamsError(f"{key}: must be in ({lo}, {hi}], got {v}")
+        if not (lo <= v if with_lo else lo < v) or v > hi:
+            raise ParamsError(f"{key}: must be in {'[' if with_lo else '('}{lo}, {hi}], got {v}")
         return float(v)
 
     return check
@@ -239,6 +239,7 @@ class ModelParams:
     norm: str = _key(_choice(*NORMS))
     appearance_stride: int = _key(_int(1, 512))
     pathway_dropout: float = _key(_pathway_rate)
+    pathway_loss: float = _key(_float(0.0, 100.0, with_lo=True))
     init: str = _key(_optional_str)
 
 

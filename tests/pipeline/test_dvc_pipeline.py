@@ -119,23 +119,6 @@ def test_repro_end_to_end(baseline):
                          re.M), status
 
 
-def test_train_params_rerun_train_onwards_then_exp_show_and_metrics_diff(project):
-    out = sh(project, "dvc", "exp", "run", "-n", "lr", "-S", "train.learning_rate=0.003")
-    assert ran(out) == {"train", "evaluate", "plot", "export"}
-    assert "'download' didn't change" in out and "'extract' didn't change" in out
-    rows = json.loads(sh(project, "dvc", "exp", "show", "--json"))
-    text = json.dumps(rows)
-    assert '"accuracy"' in text and '"learning_rate"' in text and '"epochs"' in text
-    assert '"lr"' in text
-    diff = sh(project, "dvc", "metrics", "diff", "--all", "--json")
-    d = json.loads(diff)
-    top = d["metrics/metrics.json"]
-    assert {"accuracy", "precision", "recall"} <= set(top)
-    assert {"old", "new"} <= set(top["accuracy"])
-    per = d["metrics/per_class.json"]
-    assert any(k.endswith(".precision") for k in per) and any(k.endswith(".recall") for k in per)
-
-
 def _scripts_need_no_network(page: str) -> None:
     """No script is loaded from anywhere: every <script> is inline, and Vega is defined."""
     tags = re.findall(r"<script\b[^>]*>", page)
@@ -184,8 +167,29 @@ def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
         "Bike", "Phone"}
 
 
-def test_queue_runs_two_experiments_and_apply_restores_one(project):
-    # q2 changes what evaluate alone reads: the queue still runs two experiments, one train
+def _named_rows(rows, names: set[str]) -> dict:
+    """The ``data`` of the experiments named ``names`` in ``dvc exp show --json``."""
+    found = {}
+
+    def walk(o):
+        if isinstance(o, dict):
+            if o.get("name") in names and o.get("data"):
+                found[o["name"]] = o["data"]
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(rows)
+    return found
+
+
+def test_queue_runs_two_experiments_then_show_apply_and_metrics_diff(project):
+    """Two queued experiments: q1 changes train.* (train onwards reruns, download and
+    extract do not), q2 what evaluate alone reads (one train between them); `dvc exp show`
+    lists both with params and metrics; `dvc exp apply q1` restores its params and metrics,
+    and `dvc metrics diff` compares them with the baseline's."""
     for name, change in (("q1", "train.learning_rate=0.004"), ("q2", "evaluate.bootstrap=200")):
         sh(project, "dvc", "exp", "run", "--queue", "-n", name, "-S", change)
     sh(project, "dvc", "queue", "start", "-j", "1")
@@ -196,26 +200,25 @@ def test_queue_runs_two_experiments_and_apply_restores_one(project):
             break
         time.sleep(5)
     assert "Success" in status and "Failed" not in status, status
+    log = sh(project, "dvc", "queue", "logs", "q1")
+    assert ran(log) == {"train", "evaluate", "plot", "export"}, log[-3000:]
+    assert "'download' didn't change" in log and "'extract' didn't change" in log
     rows = json.loads(sh(project, "dvc", "exp", "show", "--json"))
-    found = {}
-
-    def walk(o):
-        if isinstance(o, dict):
-            if o.get("name") in ("q1", "q2") and o.get("data"):
-                found[o["name"]] = o["data"]
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, list):
-            for v in o:
-                walk(v)
-
-    walk(rows)
+    text = json.dumps(rows)
+    assert '"accuracy"' in text and '"learning_rate"' in text and '"epochs"' in text
+    found = _named_rows(rows, {"q1", "q2"})
     assert set(found) == {"q1", "q2"}
     q1 = found["q1"]["metrics"]["metrics/metrics.json"]["data"]
     sh(project, "dvc", "exp", "apply", "q1")
     applied = json.loads((project / "metrics" / "metrics.json").read_text())
     assert applied["accuracy"] == q1["accuracy"] and applied["loss"] == q1["loss"]
     assert yaml.safe_load((project / "params.yaml").read_text())["train"]["learning_rate"] == 0.004
+    d = json.loads(sh(project, "dvc", "metrics", "diff", "--all", "--json"))
+    top = d["metrics/metrics.json"]
+    assert {"accuracy", "precision", "recall"} <= set(top)
+    assert {"old", "new"} <= set(top["accuracy"]) and top["accuracy"]["new"] == q1["accuracy"]
+    per = d["metrics/per_class.json"]
+    assert any(k.endswith(".precision") for k in per) and any(k.endswith(".recall") for k in per)
 
 
 def test_pretrain_on_reruns_pretrain_onwards_and_a_train_change_does_not(project):

@@ -172,3 +172,35 @@ def test_a_clips_logits_do_not_depend_on_the_rest_of_the_batch():
     for kind in ("diff", "two_pathway"):
         m = build_model(8, 32, 32, 3, [8, 8, 16, 16], kind, norm="batch")
         np.testing.assert_allclose(np.asarray(m(x))[:1], np.asarray(m(x[:1])), atol=1e-5)
+
+
+def test_pathway_heads_share_the_network_and_add_each_pathways_loss():
+    """Training-only classifiers on each pathway: the fused third of the output is the saved
+    network's logits, every layer is shared, and the loss is the fused cross-entropy plus
+    the weighted sum of the pathways' own."""
+    import pytest
+
+    from videoclf.training.network import pathway_loss, with_pathway_heads
+
+    model = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch")
+    heads = with_pathway_heads(model)
+    x = np.random.default_rng(6).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)
+    out = np.asarray(heads(x))
+    assert out.shape == (2, 9)
+    np.testing.assert_allclose(out[:, :3], np.asarray(model(x)), atol=1e-6)
+    assert {id(w) for w in model.weights} < {id(w) for w in heads.weights}
+    # a Dense of 3 classes on each pathway's 16 pooled features
+    assert heads.count_params() - model.count_params() == 2 * (16 + 1) * 3
+    loss, accuracy = pathway_loss(3, 0.5)
+    y = np.array([2, 0])
+
+    def ce(logits):
+        z = logits - logits.max(1, keepdims=True)
+        return -(z - np.log(np.exp(z).sum(1, keepdims=True)))[np.arange(2), y]
+
+    np.testing.assert_allclose(np.asarray(loss(y, out)),
+                               ce(out[:, :3]) + 0.5 * (ce(out[:, 3:6]) + ce(out[:, 6:])),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(accuracy(y, out)), out[:, :3].argmax(1) == y)
+    with pytest.raises(ValueError, match="two_pathway"):
+        with_pathway_heads(build_model(8, 32, 32, 3, [8, 8, 16, 16], "diff"))

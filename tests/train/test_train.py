@@ -234,11 +234,22 @@ def test_model_init_and_a_pretrained_body_together_are_one_clear_error(tiny_fram
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("balance", ["sample", "weight"])
-def test_balanced_training_runs_through_fit(tiny_frames, tmp_path, balance):
+@pytest.mark.parametrize("balance,pathway_loss", [("sample", 0.0), ("weight", 1.0)])
+def test_balanced_training_and_pathway_heads_run_through_fit(tiny_frames, tmp_path, balance,
+                                                              pathway_loss):
+    """Repeated videos, and loss weights (with the pathway heads' loss, which takes them
+    too); the pathway heads train but are not in the saved network."""
+    from videoclf.artifacts import read_model_info
+    from videoclf.training.modelio import load_keras
+    from videoclf.training.network import architecture, build_from_params
     from videoclf.training.train import train
 
-    p = project_params({"train": {"epochs": 1, "batch_size": 4, "balance": balance}})
+    p = project_params({"train": {"epochs": 1, "batch_size": 4, "balance": balance},
+                        "model": {"input": "two_pathway", "pathway_loss": pathway_loss}})
     s = train(tiny_frames, tmp_path / "m", tmp_path / "live", p.model, p.train,
               clips_per_video=1)
     assert s["epochs_run"] == 1 and np.isfinite(s["best_val_loss"])
+    assert 0 <= s["best_val_accuracy"] <= 1
+    saved = load_keras(tmp_path / "m" / "model.keras")
+    plain = build_from_params(p.model, read_model_info(tmp_path / "m").sampling, 3)
+    assert architecture(saved) == architecture(plain) and saved.output.shape[-1] == 3

@@ -281,6 +281,42 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
     return keras.Model(inputs, outputs, name="r2plus1d")
 
 
+def with_pathway_heads(model: keras.Model) -> keras.Model:
+    """The training network of a ``two_pathway`` model with a classifier on each pathway
+    (Gradient Blending, Wang et al. 2020: each stream's own loss beside the fused one, so
+    that the pathway that fits first cannot stop the other from learning). Its output is the
+    fused logits, then the appearance pathway's, then the motion pathway's, side by side
+    (``num_classes * 3``), for ``pathway_loss``; the heads read the pooled features before
+    ``PathwayDropout``. It shares every layer with ``model``, which stays the network that
+    is saved, exported and predicted with: the heads exist only while training."""
+    join = next((layer for layer in model.layers if isinstance(layer, PathwayDropout)), None)
+    if join is None:
+        raise ValueError("pathway heads need a two_pathway model")
+    num_classes = model.output.shape[-1]
+    heads = [layers.Dense(num_classes, dtype="float32", name=f"{name}_logits")(features)
+             for name, features in zip(("appearance", "motion"), join.input)]
+    joined = layers.Concatenate(name="fused_and_pathway_logits")([model.output, *heads])
+    return keras.Model(model.inputs, joined, name=f"{model.name}_with_pathway_heads")
+
+
+def pathway_loss(num_classes: int, weight: float):
+    """The loss and the accuracy of ``with_pathway_heads``' output for integer labels:
+    cross-entropy of the fused logits plus ``weight`` times each pathway's own; accuracy of
+    the fused logits alone (what inference predicts)."""
+    ce = keras.losses.sparse_categorical_crossentropy
+    c = num_classes
+
+    def loss(y_true, y_pred):
+        return (ce(y_true, y_pred[:, :c], from_logits=True)
+                + weight * (ce(y_true, y_pred[:, c:2 * c], from_logits=True)
+                            + ce(y_true, y_pred[:, 2 * c:], from_logits=True)))
+
+    def accuracy(y_true, y_pred):
+        return keras.metrics.sparse_categorical_accuracy(y_true, y_pred[:, :c])
+
+    return loss, accuracy
+
+
 def build_from_params(model_params: ModelParams, sampling: Sampling,
                       num_classes: int) -> keras.Model:
     """The network ``model.*`` asks for, for clips sampled as ``sampling``."""

@@ -38,7 +38,7 @@ from .callbacks import Checkpoint, Throughput
 from .inputs import class_balance, make_dataset, mirror_labels, steps
 from .keras_compat import multi_worker_fit
 from .modelio import save_model_dir
-from .network import architecture, build_from_params
+from .network import architecture, build_from_params, pathway_loss, with_pathway_heads
 from .precise_bn import PreciseBatchNorm
 from .runtime import Runtime, configure_runtime
 
@@ -202,26 +202,33 @@ def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: Tra
 
 
 def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
-             train_params: TrainParams, pretrained: Path | None) -> keras.Model:
+             train_params: TrainParams, pretrained: Path | None
+             ) -> tuple[keras.Model, keras.Model]:
+    """The network to save and the one ``fit`` trains: the same one, or (``model.pathway_loss``
+    on a two-pathway network) the same layers with a classifier on each pathway."""
     lr: Any = train_params.learning_rate
     if train_params.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=max(1, data.per_epoch * train_params.epochs))
     with rt.strategy.scope():
         model = build_from_params(model_params, data.sampling, len(data.classes))
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=lr),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-            jit_compile=rt.jit_compile,
-        )
         if model_params.init:
             copied = warm_start(model, Path(model_params.init))
             log.info("train: warm start from %s (%s)", model_params.init, copied)
         elif pretrained:
             warm_start(model, pretrained, head=False)
             log.info("train: pretrained body from %s (classifier fresh)", pretrained)
-    return model
+        fitted = model
+        loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metric: Any = "accuracy"
+        if model_params.pathway_loss and model_params.input == "two_pathway":
+            fitted = with_pathway_heads(model)
+            loss, metric = pathway_loss(len(data.classes), model_params.pathway_loss)
+            log.info("train: a classifier on each pathway too, loss weight %g (val_loss "
+                     "includes theirs)", model_params.pathway_loss)
+        fitted.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss,
+                       metrics=[metric], jit_compile=rt.jit_compile)
+    return model, fitted
 
 
 @dataclass
@@ -346,12 +353,12 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
                                                                     train_params, start)
     latest, first_epoch = _resume_point(backup_dir, train_params.epochs)
     data = _inputs(frames_dir, index, meta, train_params, global_batch, first_epoch, mirror)
-    model = _network(rt, data, model_params, train_params, pretrained)
+    model, fitted = _network(rt, data, model_params, train_params, pretrained)
     cb = _Callbacks.make(data, train_params, backup_dir, Path(live_dir), latest, first_epoch)
     log.info("train: %d train and %d val videos, %d classes, %d params, %d epochs, batch %d",
              data.n_train, data.n_val, len(data.classes), model.count_params(),
              train_params.epochs, global_batch)
-    seconds = _fit(model, data, cb, train_params, first_epoch)
+    seconds = _fit(fitted, data, cb, train_params, first_epoch)
     summary = _summary(cb, rt, model_params, train_params, pretrained)
     _finish(model, data, cb, summary, Path(model_dir), Path(live_dir), backup_dir,
             clips_per_video, throughput_file)
