@@ -195,8 +195,10 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
                   *({"input": k} for k in other_inputs)):
         with pytest.raises(TrainError, match="is not this network"):
             warm_start(net(**other), tiny_model / "model.keras")
-    # Same weights' shapes, another network: the appearance pathway on other frames.
+    # Same weights' shapes, another network: the appearance pathway on other frames; but
+    # another pathway dropout rate is the same network, trained otherwise.
     if m.input == "two_pathway":
+        assert warm_start(net(pathway_dropout=0.5), tiny_model / "model.keras") == "all layers"
         with pytest.raises(TrainError, match="is not this network"):
             warm_start(net(appearance_stride=m.appearance_stride + 1), tiny_model / "model.keras")
     # Through train(): the summary records what it started from.

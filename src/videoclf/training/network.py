@@ -329,13 +329,14 @@ def build_from_params(model_params: ModelParams, sampling: Sampling,
 def architecture(model: keras.Model) -> list[tuple]:
     """What makes two networks the same one, layer by layer, apart from their weights' values:
     the layer's class, its weights' shapes and, for this module's layers without weights,
-    their settings (a frame size, an appearance stride)."""
+    their settings (a frame size, an appearance stride), but those of training alone (the
+    pathway dropout rate: a model trained at one rate starts another run at another)."""
     own = (ResizeVideo, FrameDifference, TemporalStride, PathwayDropout)
     arch = []
     for layer in model.layers:
         settings = None
         if isinstance(layer, own):
             settings = {k: v for k, v in layer.get_config().items()
-                        if k not in ("name", "dtype", "trainable", "seed")}
+                        if k not in ("name", "dtype", "trainable", "seed", "rate")}
         arch.append((type(layer).__name__, [tuple(w.shape) for w in layer.weights], settings))
     return arch
