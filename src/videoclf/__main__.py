@@ -18,7 +18,7 @@ class _NoVideo(VideoclfError):
     pass
 
 
-# Clips per video are held in memory together (8x64x64 RGB: 98 KB a clip; 224x224: 1.2 MB):
+# Clips per video are held in memory together (8x128x128 RGB: 393 KB a clip; 224x224: 1.2 MB):
 # 256 covers any sensible test-time sampling and stays far inside memory.
 MAX_CLIPS = 256
 

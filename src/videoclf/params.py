@@ -23,7 +23,15 @@ import yaml
 from .data.options import LAYOUTS, SOURCES, SPLIT_BY
 from .data.styles import STYLES
 from .errors import VideoclfError
-from .training.options import BALANCE, DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS, PRETEXT_TASKS
+from .training.options import (
+    BALANCE,
+    DISTRIBUTE,
+    INPUTS,
+    LR_SCHEDULES,
+    MOTION_SCALED,
+    NORMS,
+    PRETEXT_TASKS,
+)
 from .video import SHORT_VIDEO, Sampling
 
 Check = Callable[[str, Any], Any]
@@ -63,6 +71,13 @@ def _pathway_rate(key: str, v: Any) -> float:
     """A dropout rate per pathway: both dropped at once must stay impossible (<= 0.5)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 0.5:
         raise ParamsError(f"{key}: must be a number in [0, 0.5], got {v!r}")
+    return float(v)
+
+
+def _dropout_rate(key: str, v: Any) -> float:
+    """A share of features dropped: 1 would drop them all."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        raise ParamsError(f"{key}: must be a number in [0, 1), got {v!r}")
     return float(v)
 
 
@@ -238,8 +253,12 @@ class ModelParams:
     input: str = _key(_choice(*INPUTS))
     norm: str = _key(_choice(*NORMS))
     appearance_stride: int = _key(_int(1, 512))
+    appearance_filters: tuple[int, ...] = _key(_filters)
+    appearance_stem_stride: int = _key(_choice(1, 2))
+    motion_scale: int = _key(_int(1, 16))
     pathway_dropout: float = _key(_pathway_rate)
     pathway_loss: float = _key(_float(0.0, 100.0, with_lo=True))
+    dropout: float = _key(_dropout_rate)
     init: str = _key(_optional_str)
 
 
@@ -248,6 +267,7 @@ class AugmentParams:
     flip: bool = _key(_bool)
     flip_pairs: tuple[tuple[str, str], ...] = _key(_pairs)
     color: bool = _key(_bool)
+    crop_area: float = _key(_float(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -257,6 +277,7 @@ class TrainParams:
     epochs: int = _key(_int(1, 10000))
     batch_size: int = _key(_int(1, 4096))
     learning_rate: float = _key(_float(0.0, 1.0))
+    weight_decay: float = _key(_float(0.0, 10.0, with_lo=True))
     lr_schedule: str = _key(_choice(*LR_SCHEDULES))
     seed: int = _key(_int(0, 2**32 - 1))  # TensorFlow's and NumPy's global seeds are 32-bit
     augment: AugmentParams = _nested()
@@ -350,15 +371,21 @@ def _validate(cls: type[T], given: Any, prefix: str) -> T:
 def validate(raw: Any) -> Params:
     """Return the checked params, or raise ParamsError naming the missing or bad key."""
     params = _validate(Params, raw, "")
-    n_blocks = len(params.model.filters)
+    m = params.model
+    n_blocks = len(m.filters)
+    why = f"the model halves it {n_blocks} times"
     div = 2**n_blocks
+    if m.input == "two_pathway":
+        n_app = len(m.appearance_filters)
+        div, why = max(div, 2**n_app), f"the model halves it {max(n_blocks, n_app)} times"
+    if m.input in MOTION_SCALED and m.motion_scale > 1:
+        div = max(div, 2**n_blocks * m.motion_scale)
+        why = (f"model.motion_scale {m.motion_scale}, then the motion body halves it "
+               f"{n_blocks} times")
     for dim in ("height", "width"):
         size = getattr(params.frames, dim)
         if size % div:
-            raise ParamsError(
-                f"frames.{dim}: must be divisible by {div} (the model halves it {n_blocks} times), "
-                f"got {size}"
-            )
+            raise ParamsError(f"frames.{dim}: must be divisible by {div} ({why}), got {size}")
     return params
 
 

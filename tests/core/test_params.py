@@ -73,6 +73,11 @@ def test_changes_apply_over_params_yaml():
     ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip"),
     ({"model": {"filters": []}}, "model.filters"),
     ({"train": {"batch_size": True}}, "train.batch_size"),
+    ({"model": {"appearance_filters": []}}, "model.appearance_filters"),
+    ({"model": {"motion_scale": 0}}, "model.motion_scale"),
+    ({"model": {"dropout": 1}}, "model.dropout"),
+    ({"train": {"weight_decay": -0.1}}, "train.weight_decay"),
+    ({"train": {"augment": {"crop_area": 0}}}, "train.augment.crop_area"),
 ])
 def test_bad_values_name_the_key(raw, key):
     with pytest.raises(ParamsError) as e:
@@ -82,10 +87,22 @@ def test_bad_values_name_the_key(raw, key):
 
 def test_height_must_survive_every_halving():
     # Three blocks halve three times: 24 is not divisible by 16 but 8 divides it.
-    p = project_params({"model": {"filters": [8, 16, 32]}, "frames": {"height": 48, "width": 48}})
+    one = {"input": "diff", "motion_scale": 1}
+    p = project_params({"model": {"filters": [8, 16, 32], **one},
+                        "frames": {"height": 48, "width": 48}})
     assert p.frames.height == 48
     with pytest.raises(ParamsError, match="frames.height: must be divisible by 32"):
-        project_params({"model": {"filters": [8, 8, 8, 8, 8]}, "frames": {"height": 48}})
+        project_params({"model": {"filters": [8, 8, 8, 8, 8], **one}, "frames": {"height": 48}})
+    # The motion body sees 1/motion_scale of the frame, then halves it 4 times: 2 x 16.
+    with pytest.raises(ParamsError, match=r"frames.height: must be divisible by 32 "
+                                          r"\(model.motion_scale 2"):
+        project_params({"frames": {"height": 48, "width": 48}})
+    assert project_params({"model": {"input": "rgb"},  # no motion body to scale
+                           "frames": {"height": 48, "width": 48}}).frames.height == 48
+    # The appearance pathway halves it once per appearance_filters entry.
+    with pytest.raises(ParamsError, match="frames.width: must be divisible by 64"):
+        project_params({"model": {"appearance_filters": [8] * 6, "motion_scale": 1},
+                        "frames": {"height": 128, "width": 96}})
 
 
 def test_bad_stage_fails_before_work(tmp_path, venv_env):

@@ -30,12 +30,15 @@ def _dvc_yaml() -> dict:
 def test_every_stage_depends_on_exactly_the_code_it_runs():
     """The import closure of each stage script within src/videoclf (lazy imports included)
     is its list of code deps in dvc.yaml: change a module, and exactly the stages running it
-    rerun."""
+    rerun. Each dep is listed once (a second copy of a list is easy to paste and hard to
+    read)."""
     stages = _dvc_yaml()["stages"]
     for name in STAGES:
         script = ROOT / "stages" / f"{name}.py"
         code = {p.relative_to(ROOT).as_posix() for p in closure(script)}
-        deps = {d for d in stages[name]["deps"] if d.endswith(".py")}
+        listed = stages[name]["deps"]
+        assert len(listed) == len(set(listed)), name
+        deps = {d for d in listed if d.endswith(".py")}
         assert deps == code | {f"stages/{name}.py"}, name
     assert "src/videoclf/_tf.py" in {d for d in stages["evaluate"]["deps"]}
 

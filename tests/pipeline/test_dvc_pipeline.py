@@ -141,8 +141,8 @@ def test_plots_show_writes_one_page_that_draws_offline(project):
 
 
 def test_frames_params_rerun_extract_onwards_only(project):
-    out = sh(project, "dvc", "exp", "run", "-n", "h48", "-S", "frames.height=48")
-    # pretrain (off here: a file written, nothing loaded) reads the frame size too
+    out = sh(project, "dvc", "exp", "run", "-n", "step3", "-S", "frames.frame_step=3")
+    # pretrain (off here: a file written, nothing loaded) reads the frame sampling too
     assert ran(out) == {"extract", "pretrain", "train", "evaluate", "plot", "export"}
     assert "'download' didn't change" in out
 

@@ -100,7 +100,7 @@ def test_the_onnx_file_carries_the_run_id_and_any_case_of_its_suffix_works(expor
 def test_tflite_models_match_keras_and_are_smaller(exported, tiny_model, tiny_manifest,
                                                    tiny_videos, tmp_path):
     """float16 within 1e-2 of Keras' probabilities; int8 on average within 0.03 and with the
-    same top-1 on 9 clips in 10 or more (on real test clips; int8 rounds activations, so a
+    same top-1 wherever Keras' is clear (on real test clips; int8 rounds activations, so a
     single probability can move more); the float16 file about half the float32 weights;
     compare_formats writes every format's row."""
     from videoclf.artifacts import TFLITE_FILES
@@ -120,7 +120,12 @@ def test_tflite_models_match_keras_and_are_smaller(exported, tiny_model, tiny_ma
         np.testing.assert_allclose(predict(clips[:1]), predict(clips)[:1], atol=1e-5)
     assert np.abs(got["float16"] - want).max() < 1e-2
     assert np.abs(got["int8"] - want).mean() < 0.03
-    assert (got["int8"].argmax(1) == want.argmax(1)).mean() >= 0.9
+    # The same top-1 wherever Keras' is clear (its top two over 0.2 apart): the one-epoch tiny
+    # model has near ties (0.45 against 0.44), which int8's rounding may turn either way.
+    top2 = np.sort(want, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 0.2
+    assert clear.sum() >= 3
+    assert (got["int8"].argmax(1) == want.argmax(1))[clear].all()
     f16 = (exported / TFLITE_FILES["float16"]).stat().st_size
     assert f16 < 0.6 * (tiny_model / "model.keras").stat().st_size
     table = compare_formats(tiny_model, exported, tiny_manifest, tiny_videos,

@@ -188,3 +188,42 @@ def test_balance_weight_gives_inverse_frequency_sample_weights(tiny_frames):
                       weights=weights)
     for _x, y, w in ds:
         assert np.allclose(w.numpy(), np.asarray(weights)[y.numpy()])
+
+
+def test_crops_zoom_into_one_box_for_the_whole_clip_reproducibly(tiny_frames):
+    """``_crop``: the frame size and dtype kept; one box for every frame of a clip (frames
+    that differ by a constant still differ by it, so no motion is made up); a box inside
+    the frame of at least ``min_area`` of it (a horizontal ramp comes out as a steeper part
+    of itself); the same seed the same crop, other seeds other boxes. Through make_dataset:
+    labels kept, and a resumed epoch crops as the unbroken run did."""
+    from videoclf._tf import tf
+    from videoclf.training.inputs import _crop
+
+    ramp = np.broadcast_to((np.arange(64) * 2)[None, None, :, None], (1, 48, 64, 3))
+    clip = (ramp + 20 * np.arange(4)[:, None, None, None]).astype(np.uint8)
+    widths = set()
+    for j in range(12):
+        out = _crop(tf.constant(clip), tf.constant([9, j], tf.int64), 0.4).numpy()
+        assert out.shape == clip.shape and out.dtype == np.uint8
+        assert all(np.array_equal(out[t].astype(int) - out[0], np.full(out[0].shape, 20 * t))
+                   for t in range(4))
+        row = out[0, 0, :, 0].astype(int)
+        assert row.min() >= 0 and row.max() <= 126 and np.all(np.diff(row) >= 0)
+        span = (row.max() - row.min()) / 126  # the share of the frame's width kept
+        assert span > (0.4 * 0.75) ** 0.5 - 0.05  # area 0.4 at aspect ratio 3/4
+        widths.add(round(span, 2))
+        again = _crop(tf.constant(clip), tf.constant([9, j], tf.int64), 0.4).numpy()
+        assert np.array_equal(out, again)
+    assert len(widths) > 3 and min(widths) < 0.95
+
+    index, _ = load_index(tiny_frames)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=5,
+                      crop_area=0.5, epochs=2)
+    (x1, y1), (x2, _) = _epochs(ds, 2)
+    plain, plain_y = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4,
+                                         training=True, seed=5, epochs=1))
+    assert np.array_equal(y1, plain_y) and x1.shape == plain.shape
+    assert sum(not np.array_equal(a, b) for a, b in zip(x1, plain)) > len(x1) // 2
+    resumed = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4, training=True,
+                                  seed=5, crop_area=0.5, first_epoch=1, epochs=1))
+    assert np.array_equal(resumed[0], x2)

@@ -204,3 +204,76 @@ def test_pathway_heads_share_the_network_and_add_each_pathways_loss():
     np.testing.assert_array_equal(np.asarray(accuracy(y, out)), out[:, :3].argmax(1) == y)
     with pytest.raises(ValueError, match="two_pathway"):
         with_pathway_heads(build_model(8, 32, 32, 3, [8, 8, 16, 16], "diff"))
+
+
+def test_appearance_in_detail_and_motion_at_a_scale(tmp_path):
+    """``appearance_filters``, ``appearance_stem_stride`` and ``motion_scale``: the two bodies'
+    parameters are those of an RGB network of the appearance widths and a difference network
+    of ``filters``; the appearance stem at stride 2 computes at half the size; the motion
+    body on 32x32 frames at scale 2 is the 16x16 difference network (the same weights give
+    the same logits on a clip whose pixels come in 2x2 blocks), and it sees 2x2 block means
+    only (a pattern that averages out in every block, put on a frame the appearance pathway
+    does not see, changes nothing); saved and reloaded safely."""
+    import keras
+
+    from videoclf.training.network import Conv2Plus1D
+
+    app, mot = [4, 4, 8, 8], [8, 8, 16, 16]
+    two = build_model(8, 32, 32, 3, mot, "two_pathway", norm="batch", appearance_filters=app,
+                      motion_scale=2, appearance_stem_stride=2)
+    # The appearance stem reads the 32x32 frames and computes at 16x16 (its 2D form is the
+    # Conv3D layers' own arithmetic); the motion stem gets 16x16 block means.
+    stems = [layer for layer in two.layers if isinstance(layer, Conv2Plus1D)]
+    assert sorted(tuple(stem.output.shape[1:4]) for stem in stems) == [(2, 16, 16), (8, 16, 16)]
+    strided = next(stem for stem in stems if stem.strides == 2)
+    clip = np.random.default_rng(9).uniform(size=(2, 2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(strided(clip)), np.asarray(strided.seq(clip)),
+                               rtol=1e-4, atol=1e-4)
+    rgb = build_model(8, 32, 32, 3, app, "rgb", norm="batch")
+    diff_small = build_model(8, 16, 16, 3, mot, "diff", norm="batch")
+    # 2 bodies + Dense(F_a + F_m -> C) = (body_a + Dense(F_a -> C)) + (body_m + ...) - C.
+    assert two.count_params() == rgb.count_params() + diff_small.count_params() - 3
+    diff = build_model(8, 32, 32, 3, mot, "diff", norm="batch", motion_scale=2)
+    diff.set_weights(diff_small.get_weights())
+    rng = np.random.default_rng(7)
+    small = rng.integers(40, 215, (2, 8, 16, 16, 3), dtype=np.uint8)
+    big = small.repeat(2, axis=2).repeat(2, axis=3)
+    np.testing.assert_allclose(diff.predict_on_batch(big), diff_small.predict_on_batch(small),
+                               rtol=1e-4, atol=1e-4)
+    checker = np.where((np.indices((32, 32)).sum(0) % 2)[..., None], 20, -20)
+    moved = big.astype(int)
+    moved[:, 2] += checker  # frame 2: not one of the appearance frames (0 and 4)
+    y = two.predict_on_batch(big)
+    np.testing.assert_allclose(two.predict_on_batch(moved.astype(np.uint8)), y, atol=1e-5)
+    moved[:, 2, :, :16] += 30  # a change that does not average out
+    assert not np.allclose(two.predict_on_batch(np.clip(moved, 0, 255).astype(np.uint8)), y,
+                           atol=1e-5)
+    two.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(back.predict_on_batch(big), y, rtol=1e-5, atol=1e-5)
+
+
+def test_feature_dropout_acts_in_training_only_and_is_not_part_of_the_architecture():
+    """``model.dropout``: pooled features dropped in training (two calls differ), none at
+    inference (``model(x)`` is ``predict``); a network with it is the same network for warm
+    starts as one without (the rate, like the pathway dropout's, is a training setting)."""
+    from videoclf.training.network import FeatureDropout, architecture
+
+    with_dropout = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch",
+                               dropout=0.5)
+    plain = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch")
+    assert sum(isinstance(layer, FeatureDropout) for layer in with_dropout.layers) == 2
+    assert architecture(with_dropout) == architecture(plain)
+    x = np.random.default_rng(8).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(np.asarray(with_dropout(x)), with_dropout.predict_on_batch(x),
+                               rtol=1e-5, atol=1e-5)
+    a, b = (np.asarray(with_dropout(x, training=True)) for _ in range(2))
+    assert not np.allclose(a, b)
+
+
+def test_weight_decay_is_adamw_and_zero_is_adam():
+    from videoclf.training.train import optimizer
+
+    decayed = optimizer(1e-3, 0.05)
+    assert type(decayed).__name__ == "AdamW" and np.isclose(decayed.weight_decay, 0.05)
+    assert type(optimizer(1e-3, 0.0)).__name__ == "Adam"

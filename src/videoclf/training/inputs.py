@@ -49,6 +49,23 @@ def _recolor(clip: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.cond(draw[1] < 0.5, lambda: 255 - clip, lambda: clip)
 
 
+def _crop(clip: tf.Tensor, seed: tf.Tensor, min_area: float) -> tf.Tensor:
+    """One random crop of a whole (T, H, W, 3) uint8 clip, resized back to (H, W): a box of
+    ``min_area`` to all of the frame's area, aspect ratio 3/4 to 4/3, anywhere in the frame
+    (Inception's and MMAction2's RandomResizedCrop, one box for every frame so that no motion
+    is made up). The scene is seen closer and elsewhere in the frame, so a training group's
+    layout stops being evidence; what kind of structure it is stays."""
+    shape = tf.shape(clip)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape[1:], tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed, min_object_covered=0.0,
+        aspect_ratio_range=(0.75, 1.0 / 0.75), area_range=(min_area, 1.0), max_attempts=20,
+        use_image_if_no_bounding_boxes=True)
+    box = tf.slice(clip, tf.concat([[0], begin], 0), tf.concat([[-1], size], 0))
+    resized = tf.image.resize(box, shape[1:3], method="bilinear")
+    out = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return tf.ensure_shape(out, clip.shape)  # the static shape the network is built for
+
+
 def mirror_labels(classes: list[str], pairs: Sequence[Sequence[str]]
                   ) -> tuple[list[int], list[str]]:
     """The label each class takes when its clip is mirrored, and notes on ignored pairs.
@@ -105,7 +122,8 @@ def _heads(part: pd.DataFrame, repeat: Sequence[int] | None) -> pd.DataFrame:
 
 def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_size: int,
                  training: bool, seed: int = 0, flip: bool = False, color: bool = False,
-                 mirror: list[int] | None = None, first_epoch: int = 0, epochs: int = 1,
+                 crop_area: float = 1.0, mirror: list[int] | None = None,
+                 first_epoch: int = 0, epochs: int = 1,
                  cycle_length: int = 2, repeat: Sequence[int] | None = None,
                  weights: Sequence[float] | None = None) -> tf.data.Dataset:
     """Batches of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` for one split.
@@ -113,7 +131,7 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
     Training: the batches of ``epochs`` epochs from ``first_epoch`` on, one after the other
     (``fit(..., steps_per_epoch=steps(...))`` reads them as epochs). Every random choice of
     epoch ``e`` — shard order, clip order, which of the K clips of a video, the flip, the
-    colour change (``color``: ``_recolor``) — comes
+    colour change (``color``: ``_recolor``), the crop (``crop_area`` < 1: ``_crop``) — comes
     from stateless ops seeded by ``(seed, e)`` alone, so epoch ``e`` is the same whether the
     run started at epoch 0 or resumed at ``e`` after an interruption. ``mirror``: the label of
     each class once mirrored (``mirror_labels``). ``repeat`` and ``weights``
@@ -173,6 +191,10 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
             if color:
                 ds = ds.enumerate().map(
                     lambda j, xy: (_recolor(xy[0], pair(3, j)), xy[1]),
+                    num_parallel_calls=AUTOTUNE, deterministic=True)
+            if crop_area < 1.0:
+                ds = ds.enumerate().map(
+                    lambda j, xy: (_crop(xy[0], pair(4, j), crop_area), xy[1]),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(batch_size)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import einops
 
 from .._tf import keras
-from .options import INPUTS, NORMS
+from .options import INPUTS, MOTION_SCALED, NORMS
 
 if TYPE_CHECKING:  # types only: the network needs neither the params schema nor decoding
     from ..params import ModelParams
@@ -42,14 +42,18 @@ class _Nested(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PKG)
 class Conv2Plus1D(_Nested):
-    """A spatial (1, k, k) convolution followed by a temporal (k, 1, 1) one."""
+    """A spatial (1, k, k) convolution followed by a temporal (k, 1, 1) one; ``strides``: the
+    spatial one's (2: it reads every pixel and computes at every second one, as ResNet's
+    stem does)."""
 
     def __init__(self, filters: int, kernel_size: tuple[int, int, int], padding: str = "same",
-                 **kwargs):
+                 strides: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.padding = filters, tuple(kernel_size), padding
+        self.strides = int(strides)
         self.seq = keras.Sequential([
-            layers.Conv3D(filters, (1, kernel_size[1], kernel_size[2]), padding=padding),
+            layers.Conv3D(filters, (1, kernel_size[1], kernel_size[2]), padding=padding,
+                          strides=(1, self.strides, self.strides)),
             layers.Conv3D(filters, (kernel_size[0], 1, 1), padding=padding),
         ])
 
@@ -67,14 +71,16 @@ class Conv2Plus1D(_Nested):
         k = lambda layer: ops.cast(layer.kernel, x.dtype)  # noqa: E731  (mixed precision)
         b = lambda layer: ops.cast(layer.bias, x.dtype)  # noqa: E731
         y = ops.reshape(x, (-1, h, w, c))                       # (b t) h w c
-        y = ops.conv(y, k(spatial)[0], padding="same") + b(spatial)
+        y = ops.conv(y, k(spatial)[0], strides=self.strides, padding="same") + b(spatial)
+        h, w = -(-h // self.strides), -(-w // self.strides)
         y = ops.reshape(y, (-1, t, h * w, self.filters))        # b t (h w) f
         y = ops.conv(y, k(temporal)[:, 0], padding="same") + b(temporal)
         return ops.reshape(y, (-1, t, h, w, self.filters))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "padding": self.padding}
+                "kernel_size": list(self.kernel_size), "padding": self.padding,
+                "strides": self.strides}
 
 
 def _norm(kind: str) -> layers.Layer:
@@ -148,6 +154,29 @@ class ResizeVideo(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PKG)
+class BlockMean(layers.Layer):
+    """The mean of every ``scale x scale`` block of each frame of a ``(b, t, h, w, c)`` video:
+    an exact box filter and subsampling, as 2D average pooling over the frames (LiteRT has no
+    3D pooling kernel: ``AveragePooling3D`` made the TFLite conversion fail)."""
+
+    def __init__(self, scale: int, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def build(self, input_shape):
+        pass  # no weights
+
+    def call(self, video):
+        t = einops.parse_shape(video, "b t h w c")["t"]
+        images = einops.rearrange(video, "b t h w c -> (b t) h w c")
+        images = keras.ops.average_pool(images, self.scale, self.scale, padding="valid")
+        return einops.rearrange(images, "(b t) h w c -> b t h w c", t=t)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
 class FrameDifference(layers.Layer):
     """TSN's "RGB difference" (Wang et al. 2016): frame t minus frame t-1 of a
     ``(b, t, h, w, c)`` clip, the first frame's difference zero. A still background cancels
@@ -174,8 +203,32 @@ class TemporalStride(layers.Layer):
         return {**super().get_config(), "stride": self.stride}
 
 
+class _SavesSeedState(layers.Layer):
+    """A layer with a ``seed_generator`` whose state is saved with the layer (Keras saves only
+    weights): a training run resumed from a checkpoint then draws the masks the unbroken run
+    draws, and the final model's bytes are the same (tests/train/test_resume.py)."""
+
+    seed_generator: keras.random.SeedGenerator
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_state"] = keras.ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if "seed_state" in keys:
+            self.seed_generator.state.assign(store["seed_state"])
+        super().load_own_variables({k: store[k] for k in keys if k != "seed_state"})
+
+
 @keras.saving.register_keras_serializable(package=_PKG)
-class PathwayDropout(layers.Layer):
+class FeatureDropout(_SavesSeedState, layers.Dropout):
+    """Dropout on a pathway's pooled features, before the classifiers (``model.dropout``: the
+    heads of TSN, I3D and SlowFast drop 0.4-0.8 of them), with its seed state saved."""
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class PathwayDropout(_SavesSeedState):
     """Joins the pooled features of the appearance and the motion pathway (late fusion: one
     linear classifier over both is the sum of one per pathway, TSN's score fusion).
 
@@ -210,19 +263,6 @@ class PathwayDropout(layers.Layer):
         a, m = input_shapes
         return (*a[:-1], a[-1] + m[-1])
 
-    # The seed generator's state is saved with the layer (Keras saves only weights): a
-    # training run resumed from a checkpoint then draws the masks the unbroken run draws,
-    # and the final model's bytes are the same (tests/train/test_resume.py).
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store["seed_state"] = keras.ops.convert_to_numpy(self.seed_generator.state)
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if "seed_state" in keys:
-            self.seed_generator.state.assign(store["seed_state"])
-        super().load_own_variables({k: store[k] for k in keys if k != "seed_state"})
-
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
@@ -236,23 +276,42 @@ def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int], norm:
     return layers.add([res, out])
 
 
-def _pathway(x, height: int, width: int, filters: Sequence[int], norm: str):
+def _pathway(x, height: int, width: int, filters: Sequence[int], norm: str,
+             dropout: float = 0.0, stem_stride: int = 1):
     """The tutorial's body: a (2+1)D stem, one residual block per entry of ``filters`` (each
-    halving the frame), global average pooling; pooled features out."""
-    x = Conv2Plus1D(filters[0], (3, 7, 7), padding="same")(x)
+    halving the frame), global average pooling; pooled features out (``dropout``: a share
+    of them dropped in training). ``stem_stride`` 2: the stem computes at half the frame
+    size, the size the first block works at anyway (so that block resizes nothing)."""
+    x = Conv2Plus1D(filters[0], (3, 7, 7), padding="same", strides=stem_stride)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     for i, f in enumerate(filters, start=1):
-        x = ResizeVideo(height // 2**i, width // 2**i)(x)
+        if x.shape[2:4] != (height // 2**i, width // 2**i):
+            x = ResizeVideo(height // 2**i, width // 2**i)(x)
         x = add_residual_block(x, f, (3, 3, 3), norm)
     x = layers.GlobalAveragePooling3D()(x)
-    return layers.Flatten()(x)
+    x = layers.Flatten()(x)
+    return FeatureDropout(dropout)(x) if dropout else x
+
+
+def _motion(x, height: int, width: int, filters: Sequence[int], norm: str, dropout: float,
+            scale: int):
+    """The motion body: frame differences, averaged over ``scale x scale`` pixels first (an
+    exact box filter, ``BlockMean``), so that frames stored at the appearance's
+    detail cost the motion body no more than frames ``scale`` times smaller would (the
+    differences are linear, so their block means are the block means' differences)."""
+    x = FrameDifference()(x)
+    if scale > 1:
+        x = BlockMean(scale)(x)
+    return _pathway(x, height // scale, width // scale, filters, norm, dropout)
 
 
 def build_model(n_frames: int, height: int, width: int, num_classes: int,
                 filters: Sequence[int] = (16, 32, 64, 128), input_kind: str = "rgb",
                 norm: str = "layer", appearance_stride: int = 4,
-                pathway_dropout: float = 0.0) -> keras.Model:
+                pathway_dropout: float = 0.0, dropout: float = 0.0,
+                appearance_filters: Sequence[int] | None = None,
+                motion_scale: int = 1, appearance_stem_stride: int = 1) -> keras.Model:
     """The tutorial's network for uint8 clips ``(n_frames, height, width, 3)``; logits out.
 
     Inputs are rescaled to [0, 1] inside the model, so callers feed the stored uint8 frames.
@@ -261,22 +320,33 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
     ``appearance_stride``-th frame and a motion pathway on the frame differences, each its own
     stem, normalisation and blocks, fused late (``PathwayDropout``). The difference is
     computed inside the model, so inference, export and predict feed plain clips whatever the
-    choice. The last Dense is float32 so logits and loss stay float32 under mixed precision.
+    choice. ``dropout``: the share of each pathway's pooled features dropped in training.
+    ``appearance_filters``: the appearance pathway's widths (``filters`` if None).
+    ``motion_scale``: the frame differences of ``two_pathway`` and ``diff`` are seen at
+    ``1 / motion_scale`` of the frame size (``_motion``). ``appearance_stem_stride`` 2: the
+    appearance pathway's stem reads every pixel and computes at every second one. The last
+    Dense is float32 so logits and loss stay float32 under mixed precision.
     """
     if input_kind not in INPUTS:
         raise ValueError(f"input_kind must be one of {INPUTS}, got {input_kind!r}")
+    if input_kind not in MOTION_SCALED:
+        motion_scale = 1
+    if height % motion_scale or width % motion_scale:
+        raise ValueError(f"motion_scale {motion_scale} must divide {height}x{width}")
     inputs = keras.Input(shape=(n_frames, height, width, 3), dtype="uint8", name="frames")
     x = layers.Rescaling(1.0 / 255)(inputs)
     if input_kind == "two_pathway":
-        motion = _pathway(FrameDifference()(x), height, width, filters, norm)
-        appearance = _pathway(TemporalStride(appearance_stride)(x), height, width, filters, norm)
+        motion = _motion(x, height, width, filters, norm, dropout, motion_scale)
+        appearance = _pathway(TemporalStride(appearance_stride)(x), height, width,
+                              appearance_filters or filters, norm, dropout,
+                              appearance_stem_stride)
         features = PathwayDropout(pathway_dropout)([appearance, motion])
+    elif input_kind == "diff":
+        features = _motion(x, height, width, filters, norm, dropout, motion_scale)
     else:
-        if input_kind == "diff":
-            x = FrameDifference()(x)
-        elif input_kind == "rgb_diff":
+        if input_kind == "rgb_diff":
             x = layers.Concatenate(axis=-1)([x, FrameDifference()(x)])
-        features = _pathway(x, height, width, filters, norm)
+        features = _pathway(x, height, width, filters, norm, dropout)
     outputs = layers.Dense(num_classes, dtype="float32", name="logits")(features)
     return keras.Model(inputs, outputs, name="r2plus1d")
 
@@ -323,17 +393,24 @@ def build_from_params(model_params: ModelParams, sampling: Sampling,
     return build_model(sampling.n_frames, sampling.height, sampling.width, num_classes,
                        model_params.filters, model_params.input, norm=model_params.norm,
                        appearance_stride=model_params.appearance_stride,
-                       pathway_dropout=model_params.pathway_dropout)
+                       pathway_dropout=model_params.pathway_dropout,
+                       dropout=model_params.dropout,
+                       appearance_filters=model_params.appearance_filters,
+                       motion_scale=model_params.motion_scale,
+                       appearance_stem_stride=model_params.appearance_stem_stride)
 
 
 def architecture(model: keras.Model) -> list[tuple]:
     """What makes two networks the same one, layer by layer, apart from their weights' values:
     the layer's class, its weights' shapes and, for this module's layers without weights,
     their settings (a frame size, an appearance stride), but those of training alone (the
-    pathway dropout rate: a model trained at one rate starts another run at another)."""
-    own = (ResizeVideo, FrameDifference, TemporalStride, PathwayDropout)
+    pathway dropout rate, and feature dropout, which is no layer at all at rate 0: a model
+    trained at one rate starts another run at another)."""
+    own = (ResizeVideo, BlockMean, FrameDifference, TemporalStride, PathwayDropout)
     arch = []
     for layer in model.layers:
+        if isinstance(layer, FeatureDropout):
+            continue
         settings = None
         if isinstance(layer, own):
             settings = {k: v for k, v in layer.get_config().items()

@@ -5,6 +5,7 @@ TensorFlow, and the network and the train stage import the same names."""
 from __future__ import annotations
 
 INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff", "two_pathway")  # network.build_model
+MOTION_SCALED: tuple[str, ...] = ("diff", "two_pathway")  # inputs model.motion_scale applies to
 NORMS: tuple[str, ...] = ("layer", "batch")             # network residual blocks
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")  # train
 DISTRIBUTE: tuple[str, ...] = ("auto", "none", "mirrored", "multi_worker")  # runtime

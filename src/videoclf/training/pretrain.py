@@ -21,9 +21,9 @@ def pretext_train_params(p: PretrainParams) -> TrainParams:
     """How the pretext task is fitted: train's defaults with the pretrain block's numbers;
     flips and colour changes keep a clip's pace and direction, so both stay on."""
     return TrainParams(
-        epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
+        epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate, weight_decay=0.0,
         lr_schedule="cosine", seed=p.seed,
-        augment=AugmentParams(flip=True, flip_pairs=(), color=True), balance="none",
+        augment=AugmentParams(flip=True, flip_pairs=(), color=True, crop_area=1.0), balance="none",
         mixed_precision="auto", jit_compile="auto", distribute="auto", precise_bn_batches=20,
         restore_best=True, early_stopping_patience=0, deterministic=True)
 

@@ -171,6 +171,9 @@ def _mirror(classes: list[str], train_params: TrainParams) -> list[int]:
                  else "")
     if augment.color:
         log.info("train: colour changes on (random channel order and negative per clip)")
+    if augment.crop_area < 1:
+        log.info("train: random crops of %.0f-100%% of the frame's area, resized back",
+                 100 * augment.crop_area)
     return mirror
 
 
@@ -187,7 +190,8 @@ def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: Tra
     per_epoch = steps(index, "train", global_batch, repeat)
     train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, training=True,
                             seed=train_params.seed, flip=augment.flip, mirror=mirror,
-                            color=augment.color, first_epoch=min(first_epoch, epochs - 1),
+                            color=augment.color, crop_area=augment.crop_area,
+                            first_epoch=min(first_epoch, epochs - 1),
                             epochs=max(1, epochs - first_epoch), repeat=repeat,
                             weights=weights)
     val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, training=False)
@@ -199,6 +203,14 @@ def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: Tra
                               training=True, seed=train_params.seed).take(n_precise)
     return _Inputs(index, meta["classes"], Sampling(**meta["sampling"]), global_batch,
                    per_epoch, train_ds, val_ds, precise_ds if n_precise else None)
+
+
+def optimizer(lr: Any, weight_decay: float) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW (Loshchilov & Hutter: the decay decoupled from the gradient's scale)
+    with ``train.weight_decay`` > 0."""
+    if weight_decay:
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+    return keras.optimizers.Adam(learning_rate=lr)
 
 
 def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
@@ -226,7 +238,7 @@ def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
             loss, metric = pathway_loss(len(data.classes), model_params.pathway_loss)
             log.info("train: a classifier on each pathway too, loss weight %g (val_loss "
                      "includes theirs)", model_params.pathway_loss)
-        fitted.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss,
+        fitted.compile(optimizer=optimizer(lr, train_params.weight_decay), loss=loss,
                        metrics=[metric], jit_compile=rt.jit_compile)
     return model, fitted
 
