@@ -26,8 +26,10 @@ from .errors import VideoclfError
 from .training.options import (
     BALANCE,
     DISTRIBUTE,
+    FUSIONS,
     INPUTS,
     LR_SCHEDULES,
+    MOTION_DOWNSCALES,
     MOTION_SCALED,
     NORMS,
     PRETEXT_TASKS,
@@ -256,8 +258,10 @@ class ModelParams:
     appearance_filters: tuple[int, ...] = _key(_filters)
     appearance_stem_stride: int = _key(_choice(1, 2))
     motion_scale: int = _key(_int(1, 16))
+    motion_downscale: str = _key(_choice(*MOTION_DOWNSCALES))
     pathway_dropout: float = _key(_pathway_rate)
     pathway_loss: float = _key(_float(0.0, 100.0, with_lo=True))
+    fusion: str = _key(_choice(*FUSIONS))
     dropout: float = _key(_dropout_rate)
     init: str = _key(_optional_str)
 

@@ -206,6 +206,42 @@ def test_pathway_heads_share_the_network_and_add_each_pathways_loss():
         with_pathway_heads(build_model(8, 32, 32, 3, [8, 8, 16, 16], "diff"))
 
 
+def test_score_fusion_multiplies_the_three_classifiers_probabilities(tmp_path):
+    """fusion: scores: the saved network's output is the sum of the log-probabilities of the
+    joint classifier and of each pathway's (their product, renormalised by the softmax); the
+    heads are its own, so training sees them through with_pathway_heads; it saves and loads
+    with safe_mode, and it is another network than the feature-fused one."""
+    import keras
+    import pytest
+
+    from videoclf.training.network import architecture, with_pathway_heads
+
+    kw = dict(filters=[8, 8, 16, 16], input_kind="two_pathway", norm="batch")
+    model = build_model(8, 32, 32, 3, fusion="scores", **kw)
+    features = build_model(8, 32, 32, 3, **kw)
+    assert model.count_params() - features.count_params() == 2 * (16 + 1) * 3
+    x = np.random.default_rng(7).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)
+    out = np.asarray(model.predict_on_batch(x))
+    heads = np.asarray(with_pathway_heads(model).predict_on_batch(x))
+    assert heads.shape == (2, 9)
+
+    def log_softmax(z):
+        z = z - z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+    np.testing.assert_allclose(out, sum(log_softmax(heads[:, i:i + 3]) for i in (0, 3, 6)),
+                               atol=1e-5)
+    probs = np.exp(out) / np.exp(out).sum(1, keepdims=True)
+    product = np.prod([np.exp(log_softmax(heads[:, i:i + 3])) for i in (0, 3, 6)], axis=0)
+    np.testing.assert_allclose(probs, product / product.sum(1, keepdims=True), rtol=1e-4)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(x)), out, atol=1e-6)
+    assert architecture(loaded) == architecture(model) != architecture(features)
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        build_model(8, 32, 32, 3, fusion="vote", **kw)
+
+
 def test_appearance_in_detail_and_motion_at_a_scale(tmp_path):
     """``appearance_filters``, ``appearance_stem_stride`` and ``motion_scale``: the two bodies'
     parameters are those of an RGB network of the appearance widths and a difference network
@@ -251,6 +287,33 @@ def test_appearance_in_detail_and_motion_at_a_scale(tmp_path):
     two.save(tmp_path / "m.keras")
     back = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(back.predict_on_batch(big), y, rtol=1e-5, atol=1e-5)
+
+
+def test_motion_downscaled_by_a_strided_stem_sees_every_pixel():
+    """``motion_downscale: stem``: no block means; the motion stem reads the 32x32 differences
+    at stride 2 (16x16 out, as the block means' stem), with the same parameters, so a pattern
+    that averages out in every 2x2 block, unseen by the appearance pathway, is seen now."""
+    import pytest
+
+    from videoclf.training.network import BlockMean, Conv2Plus1D, architecture
+
+    kw = dict(filters=[8, 8, 16, 16], input_kind="two_pathway", norm="batch",
+              appearance_filters=[4, 4, 8, 8], motion_scale=2, appearance_stem_stride=2)
+    stem = build_model(8, 32, 32, 3, motion_downscale="stem", **kw)
+    mean = build_model(8, 32, 32, 3, **kw)
+    assert stem.count_params() == mean.count_params()
+    assert not any(isinstance(layer, BlockMean) for layer in stem.layers)
+    assert architecture(stem) != architecture(mean)
+    stems = [layer for layer in stem.layers if isinstance(layer, Conv2Plus1D)
+             and layer.strides == 2]
+    assert sorted(tuple(s.output.shape[1:5]) for s in stems) == [(2, 16, 16, 4), (8, 16, 16, 8)]
+    clip = np.random.default_rng(3).integers(40, 215, (1, 8, 32, 32, 3)).astype(int)
+    moved = clip.copy()
+    moved[:, 2] += np.where((np.indices((32, 32)).sum(0) % 2)[..., None], 20, -20)
+    y = stem.predict_on_batch(clip.astype(np.uint8))
+    assert not np.allclose(stem.predict_on_batch(moved.astype(np.uint8)), y, atol=1e-5)
+    with pytest.raises(ValueError, match="motion_downscale must be one of"):
+        build_model(8, 32, 32, 3, **{**kw, "motion_downscale": "max"})
 
 
 def test_feature_dropout_acts_in_training_only_and_is_not_part_of_the_architecture():

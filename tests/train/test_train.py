@@ -201,6 +201,9 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
         assert warm_start(net(pathway_dropout=0.5), tiny_model / "model.keras") == "all layers"
         with pytest.raises(TrainError, match="is not this network"):
             warm_start(net(appearance_stride=m.appearance_stride + 1), tiny_model / "model.keras")
+        other_fusion = "scores" if m.fusion == "features" else "features"
+        with pytest.raises(TrainError, match="is not this network"):
+            warm_start(net(fusion=other_fusion), tiny_model / "model.keras")
     # Through train(): the summary records what it started from.
     p = project_params({"train": {"epochs": 1, "batch_size": 4},
                         "model": {"init": str(tiny_model / "model.keras")}})
@@ -236,18 +239,20 @@ def test_model_init_and_a_pretrained_body_together_are_one_clear_error(tiny_fram
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("balance,pathway_loss", [("sample", 0.0), ("weight", 1.0)])
+@pytest.mark.parametrize("balance,pathway_loss,fusion", [("sample", 0.0, "features"),
+                                                         ("weight", 1.0, "scores")])
 def test_balanced_training_and_pathway_heads_run_through_fit(tiny_frames, tmp_path, balance,
-                                                              pathway_loss):
+                                                              pathway_loss, fusion):
     """Repeated videos, and loss weights (with the pathway heads' loss, which takes them
-    too); the pathway heads train but are not in the saved network."""
+    too); the saved network is the one model.* builds (fused by scores: the heads in it)."""
     from videoclf.artifacts import read_model_info
     from videoclf.training.modelio import load_keras
     from videoclf.training.network import architecture, build_from_params
     from videoclf.training.train import train
 
     p = project_params({"train": {"epochs": 1, "batch_size": 4, "balance": balance},
-                        "model": {"input": "two_pathway", "pathway_loss": pathway_loss}})
+                        "model": {"input": "two_pathway", "pathway_loss": pathway_loss,
+                                  "fusion": fusion}})
     s = train(tiny_frames, tmp_path / "m", tmp_path / "live", p.model, p.train,
               clips_per_video=1)
     assert s["epochs_run"] == 1 and np.isfinite(s["best_val_loss"])

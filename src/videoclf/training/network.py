@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import einops
 
 from .._tf import keras
-from .options import INPUTS, MOTION_SCALED, NORMS
+from .options import FUSIONS, INPUTS, MOTION_DOWNSCALES, MOTION_SCALED, NORMS
 
 if TYPE_CHECKING:  # types only: the network needs neither the params schema nor decoding
     from ..params import ModelParams
@@ -267,6 +267,22 @@ class PathwayDropout(_SavesSeedState):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package=_PKG)
+class ScoreFusion(layers.Layer):
+    """TSN's score fusion of classifiers' logits: the sum of their log-probabilities, so that
+    the softmax of the output is the normalised product of the classifiers' probabilities
+    (a class any one of them rules out stays out; a single linear classifier over both
+    pathways' features sums their evidence instead, and the pathway with the larger
+    activations decides). The output is float32 log-probabilities, which are logits."""
+
+    def call(self, logits):
+        ops = keras.ops
+        return sum(ops.log_softmax(ops.cast(x, "float32"), axis=-1) for x in logits)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
 def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int], norm: str = "layer"):
     """Residual block; the shortcut is projected when the channel count changes."""
     out = ResidualMain(filters, kernel_size, norm)(x)
@@ -295,12 +311,18 @@ def _pathway(x, height: int, width: int, filters: Sequence[int], norm: str,
 
 
 def _motion(x, height: int, width: int, filters: Sequence[int], norm: str, dropout: float,
-            scale: int):
-    """The motion body: frame differences, averaged over ``scale x scale`` pixels first (an
-    exact box filter, ``BlockMean``), so that frames stored at the appearance's
-    detail cost the motion body no more than frames ``scale`` times smaller would (the
-    differences are linear, so their block means are the block means' differences)."""
+            scale: int, downscale: str = "mean"):
+    """The motion body: frame differences, seen at ``1 / scale`` of the frame size, so that
+    frames stored at the appearance's detail cost the motion body no more than frames
+    ``scale`` times smaller would. ``downscale``: ``mean`` averages them over ``scale x scale``
+    pixels first (an exact box filter, ``BlockMean``; the differences are linear, so their
+    block means are the block means' differences); ``stem``: the stem's convolution reads
+    every pixel and computes at every ``scale``-th one (a learned filter, as ResNet's
+    stride-2 stem), the rest of the body unchanged."""
     x = FrameDifference()(x)
+    if scale > 1 and downscale == "stem":
+        return _pathway(x, height // scale, width // scale, filters, norm, dropout,
+                        stem_stride=scale)
     if scale > 1:
         x = BlockMean(scale)(x)
     return _pathway(x, height // scale, width // scale, filters, norm, dropout)
@@ -311,7 +333,8 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
                 norm: str = "layer", appearance_stride: int = 4,
                 pathway_dropout: float = 0.0, dropout: float = 0.0,
                 appearance_filters: Sequence[int] | None = None,
-                motion_scale: int = 1, appearance_stem_stride: int = 1) -> keras.Model:
+                motion_scale: int = 1, appearance_stem_stride: int = 1,
+                fusion: str = "features", motion_downscale: str = "mean") -> keras.Model:
     """The tutorial's network for uint8 clips ``(n_frames, height, width, 3)``; logits out.
 
     Inputs are rescaled to [0, 1] inside the model, so callers feed the stored uint8 frames.
@@ -323,12 +346,21 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
     choice. ``dropout``: the share of each pathway's pooled features dropped in training.
     ``appearance_filters``: the appearance pathway's widths (``filters`` if None).
     ``motion_scale``: the frame differences of ``two_pathway`` and ``diff`` are seen at
-    ``1 / motion_scale`` of the frame size (``_motion``). ``appearance_stem_stride`` 2: the
-    appearance pathway's stem reads every pixel and computes at every second one. The last
-    Dense is float32 so logits and loss stay float32 under mixed precision.
+    ``1 / motion_scale`` of the frame size, by ``motion_downscale`` (``_motion``).
+    ``appearance_stem_stride`` 2: the appearance pathway's stem reads every pixel and
+    computes at every second one.
+    ``fusion`` (``two_pathway``): ``features``, one classifier over both pathways' pooled
+    features, or ``scores``, that classifier and one on each pathway, fused by
+    ``ScoreFusion``. The classifiers are float32 so logits and loss stay float32 under mixed
+    precision.
     """
     if input_kind not in INPUTS:
         raise ValueError(f"input_kind must be one of {INPUTS}, got {input_kind!r}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    if motion_downscale not in MOTION_DOWNSCALES:
+        raise ValueError(f"motion_downscale must be one of {MOTION_DOWNSCALES}, "
+                         f"got {motion_downscale!r}")
     if input_kind not in MOTION_SCALED:
         motion_scale = 1
     if height % motion_scale or width % motion_scale:
@@ -336,13 +368,21 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
     inputs = keras.Input(shape=(n_frames, height, width, 3), dtype="uint8", name="frames")
     x = layers.Rescaling(1.0 / 255)(inputs)
     if input_kind == "two_pathway":
-        motion = _motion(x, height, width, filters, norm, dropout, motion_scale)
+        motion = _motion(x, height, width, filters, norm, dropout, motion_scale,
+                         motion_downscale)
         appearance = _pathway(TemporalStride(appearance_stride)(x), height, width,
                               appearance_filters or filters, norm, dropout,
                               appearance_stem_stride)
         features = PathwayDropout(pathway_dropout)([appearance, motion])
+        if fusion == "scores":
+            heads = [layers.Dense(num_classes, dtype="float32", name=name)(f)
+                     for name, f in (("logits", features), ("appearance_logits", appearance),
+                                     ("motion_logits", motion))]
+            outputs = ScoreFusion(name="score_fusion")(heads)
+            return keras.Model(inputs, outputs, name="r2plus1d")
     elif input_kind == "diff":
-        features = _motion(x, height, width, filters, norm, dropout, motion_scale)
+        features = _motion(x, height, width, filters, norm, dropout, motion_scale,
+                           motion_downscale)
     else:
         if input_kind == "rgb_diff":
             x = layers.Concatenate(axis=-1)([x, FrameDifference()(x)])
@@ -358,7 +398,12 @@ def with_pathway_heads(model: keras.Model) -> keras.Model:
     fused logits, then the appearance pathway's, then the motion pathway's, side by side
     (``num_classes * 3``), for ``pathway_loss``; the heads read the pooled features before
     ``PathwayDropout``. It shares every layer with ``model``, which stays the network that
-    is saved, exported and predicted with: the heads exist only while training."""
+    is saved, exported and predicted with: the heads exist only while training, unless
+    ``model`` is fused by ``scores``, whose heads are its own (this returns their logits)."""
+    fusion = next((layer for layer in model.layers if isinstance(layer, ScoreFusion)), None)
+    if fusion is not None:  # the heads are the saved model's own (``fusion: scores``)
+        joined = layers.Concatenate(name="fused_and_pathway_logits")(fusion.input)
+        return keras.Model(model.inputs, joined, name=f"{model.name}_with_pathway_heads")
     join = next((layer for layer in model.layers if isinstance(layer, PathwayDropout)), None)
     if join is None:
         raise ValueError("pathway heads need a two_pathway model")
@@ -397,15 +442,24 @@ def build_from_params(model_params: ModelParams, sampling: Sampling,
                        dropout=model_params.dropout,
                        appearance_filters=model_params.appearance_filters,
                        motion_scale=model_params.motion_scale,
-                       appearance_stem_stride=model_params.appearance_stem_stride)
+                       appearance_stem_stride=model_params.appearance_stem_stride,
+                       fusion=model_params.fusion,
+                       motion_downscale=model_params.motion_downscale)
 
 
-def architecture(model: keras.Model) -> list[tuple]:
+def is_classifier(layer: layers.Layer) -> bool:
+    """Whether ``layer`` is one of the network's classifiers (the one over both pathways is
+    ``logits``; ``fusion: scores`` adds ``appearance_logits`` and ``motion_logits``)."""
+    return isinstance(layer, layers.Dense) and layer.name.endswith("logits")
+
+
+def architecture(model: keras.Model, classes: bool = True) -> list[tuple]:
     """What makes two networks the same one, layer by layer, apart from their weights' values:
     the layer's class, its weights' shapes and, for this module's layers without weights,
     their settings (a frame size, an appearance stride), but those of training alone (the
     pathway dropout rate, and feature dropout, which is no layer at all at rate 0: a model
-    trained at one rate starts another run at another)."""
+    trained at one rate starts another run at another). ``classes=False``: the classifiers'
+    number of classes left out (a warm start may change it)."""
     own = (ResizeVideo, BlockMean, FrameDifference, TemporalStride, PathwayDropout)
     arch = []
     for layer in model.layers:
@@ -415,5 +469,8 @@ def architecture(model: keras.Model) -> list[tuple]:
         if isinstance(layer, own):
             settings = {k: v for k, v in layer.get_config().items()
                         if k not in ("name", "dtype", "trainable", "seed", "rate")}
-        arch.append((type(layer).__name__, [tuple(w.shape) for w in layer.weights], settings))
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if not classes and is_classifier(layer):
+            shapes, settings = [shapes[0][:1]], "classifier"
+        arch.append((type(layer).__name__, shapes, settings))
     return arch

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 INPUTS: tuple[str, ...] = ("rgb", "diff", "rgb_diff", "two_pathway")  # network.build_model
 MOTION_SCALED: tuple[str, ...] = ("diff", "two_pathway")  # inputs model.motion_scale applies to
+FUSIONS: tuple[str, ...] = ("features", "scores")  # network.build_model, two_pathway
+MOTION_DOWNSCALES: tuple[str, ...] = ("mean", "stem")  # network._motion, motion_scale > 1
 NORMS: tuple[str, ...] = ("layer", "batch")             # network residual blocks
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")  # train
 DISTRIBUTE: tuple[str, ...] = ("auto", "none", "mirrored", "multi_worker")  # runtime

@@ -38,7 +38,13 @@ from .callbacks import Checkpoint, Throughput
 from .inputs import class_balance, make_dataset, mirror_labels, steps
 from .keras_compat import multi_worker_fit
 from .modelio import save_model_dir
-from .network import architecture, build_from_params, pathway_loss, with_pathway_heads
+from .network import (
+    architecture,
+    build_from_params,
+    is_classifier,
+    pathway_loss,
+    with_pathway_heads,
+)
 from .precise_bn import PreciseBatchNorm
 from .runtime import Runtime, configure_runtime
 
@@ -89,22 +95,22 @@ def warm_start(model: keras.Model, init: Path, head: bool = True) -> str:
     from .modelio import load_keras
 
     old = load_keras(init)
-    new_arch, old_arch = architecture(model), architecture(old)
-    if len(new_arch) != len(old_arch) or new_arch[:-1] != old_arch[:-1]:
+    if architecture(model, classes=False) != architecture(old, classes=False):
         raise TrainError(f"model.init: {init} is not this network (other filters, frame size, "
-                         "model.input, model.norm or model.appearance_stride); only the "
-                         "number of classes may differ")
-    new_layers = [layer for layer in model.layers if layer.weights]
-    old_layers = [layer for layer in old.layers if layer.weights]
-    shapes = lambda layer: [tuple(w.shape) for w in layer.weights]  # noqa: E731
-    for a, b in zip(new_layers[:-1], old_layers[:-1]):
+                         "model.input, model.norm, model.fusion or model.appearance_stride); "
+                         "only the number of classes may differ")
+    body = lambda m: [la for la in m.layers if la.weights and not is_classifier(la)]  # noqa: E731
+    heads = lambda m: [la for la in m.layers if is_classifier(la)]  # noqa: E731
+    for a, b in zip(body(model), body(old)):
         a.set_weights(b.get_weights())
-    head_new, head_old = new_layers[-1], old_layers[-1]
-    if head and shapes(head_new) == shapes(head_old):
-        head_new.set_weights(head_old.get_weights())
+    shapes = lambda layer: [tuple(w.shape) for w in layer.weights]  # noqa: E731
+    new_heads, old_heads = heads(model), heads(old)
+    if head and [shapes(h) for h in new_heads] == [shapes(h) for h in old_heads]:
+        for a, b in zip(new_heads, old_heads):
+            a.set_weights(b.get_weights())
         return "all layers"
     return (f"all layers but the classifier: "
-            f"{head_old.weights[-1].shape[0]} -> {head_new.weights[-1].shape[0]} classes")
+            f"{old_heads[0].weights[-1].shape[0]} -> {new_heads[0].weights[-1].shape[0]} classes")
 
 
 def _live(live_dir: Path, resume_from: int | None = None):
