@@ -46,6 +46,15 @@ def _key(*blocks) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+def _kept_val_accuracy(summary: dict, run: Path) -> float:
+    """The validation accuracy of the weights the model keeps: the lowest-loss epoch's
+    (``train.restore_best: true``) or the last epoch's, from dvclive's table."""
+    if summary.get("restored_best", True):
+        return summary["best_val_accuracy"]
+    rows = (run / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv").read_text().split()
+    return float(rows[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--style", required=True, choices=sorted(STYLES))
@@ -95,7 +104,7 @@ def main() -> None:
     predict, info = load_predictor(run / "model")
     m = evaluate(predict, info, read_manifest(videos), videos, run / "metrics", p.evaluate)
     sets = " ".join(f"-S {s}" for s in args.sets) or "(defaults)"
-    print(f"| {args.style} | {args.name or sets} | {summary['best_val_accuracy']:.2f} | "
+    print(f"| {args.style} | {args.name or sets} | {_kept_val_accuracy(summary, run):.2f} | "
           f"{m['accuracy']:.2f} | {t_train / 60:.1f} | {t_data / 60:.1f} | `{sets}` |",
           flush=True)
 
