@@ -47,8 +47,11 @@ def _key(*blocks) -> str:
 
 
 def _kept_val_accuracy(summary: dict, run: Path) -> float:
-    """The validation accuracy of the weights the model keeps: the lowest-loss epoch's
-    (``train.restore_best: true``) or the last epoch's, from dvclive's table."""
+    """The validation accuracy of the weights the model keeps (train's ``kept_val_accuracy``;
+    runs cached before it existed: the lowest-loss epoch's, or the last row of dvclive's
+    table when the last epoch was kept)."""
+    if "kept_val_accuracy" in summary:
+        return summary["kept_val_accuracy"]
     if summary.get("restored_best", True):
         return summary["best_val_accuracy"]
     rows = (run / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv").read_text().split()

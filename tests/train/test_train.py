@@ -56,6 +56,13 @@ def test_same_params_same_weights(tiny_frames, tiny_params, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert json.loads((tmp_path / "live-a" / "metrics.json").read_text()) == \
         json.loads((tmp_path / "live-b" / "metrics.json").read_text())
+    # train.restore_best false: the last epoch is the one kept, and the summaries say so.
+    live = json.loads((tmp_path / "live-a" / "metrics.json").read_text())
+    val = pd.read_csv(tmp_path / "live-a" / "plots" / "metrics" / "eval" / "accuracy.tsv",
+                      sep="\t")
+    assert summary["kept_epoch"] == 2 and live["kept"]["kept_epoch"] == 2
+    assert summary["kept_val_accuracy"] == pytest.approx(val.accuracy.iloc[-1])
+    assert live["kept"]["kept_val_loss"] == pytest.approx(summary["kept_val_loss"])
 
 
 def _cpu_only_env() -> dict:

@@ -308,12 +308,17 @@ def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
     history = cb.checkpoint.history  # every epoch, resumed or not
     val_loss = [h["val_loss"] for h in history]
     best = int(np.argmin(val_loss))
+    # The epoch whose weights the model keeps: the best one when restored, else the last.
+    kept = best if train_params.restore_best else len(val_loss) - 1
     summary = {
         "epochs_run": len(val_loss),
         "best_epoch": best + 1,
         "best_val_loss": float(val_loss[best]),
         "best_val_accuracy": float(history[best]["val_accuracy"]),
         "restored_best": bool(train_params.restore_best),
+        "kept_epoch": kept + 1,
+        "kept_val_loss": float(val_loss[kept]),
+        "kept_val_accuracy": float(history[kept]["val_accuracy"]),
         "runtime": rt.description,
     }
     if model_params.init:
@@ -328,8 +333,9 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, mo
             live_dir: Path, backup_dir: Path, clips_per_video: int,
             throughput_file: Path | None) -> None:
     """Save the model folder and the dvclive folder, each replacing the old one whole."""
-    cb.live.summary.update({"best": {k: summary[k] for k in
-                                     ("best_epoch", "best_val_loss", "best_val_accuracy")}})
+    cb.live.summary.update({part: {k: summary[k] for k in
+                                   (f"{part}_epoch", f"{part}_val_loss", f"{part}_val_accuracy")}
+                            for part in ("best", "kept")})
     cb.live.make_summary()
     with staged_dir(model_dir) as tmp:
         save_model_dir(model, tmp, ModelInfo(data.classes, data.sampling, clips_per_video))
@@ -380,7 +386,8 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     summary = _summary(cb, rt, model_params, train_params, pretrained)
     _finish(model, data, cb, summary, Path(model_dir), Path(live_dir), backup_dir,
             clips_per_video, throughput_file)
-    log.info("train: %d epochs in %.0f s; best epoch %d (val loss %.3f, val accuracy %.3f); "
-             "model in %s", summary["epochs_run"], seconds, summary["best_epoch"],
-             summary["best_val_loss"], summary["best_val_accuracy"], model_dir)
+    log.info("train: %d epochs in %.0f s; kept epoch %d (val loss %.3f, val accuracy %.3f), "
+             "lowest val loss at epoch %d; model in %s", summary["epochs_run"], seconds,
+             summary["kept_epoch"], summary["kept_val_loss"], summary["kept_val_accuracy"],
+             summary["best_epoch"], model_dir)
     return summary
