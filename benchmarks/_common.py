@@ -20,6 +20,22 @@ def project_params(changes: dict | None = None) -> dict:
     return load(ROOT / "params.yaml", changes)
 
 
+def overrides(items: list[str], changes: dict | None = None) -> dict:
+    """``KEY=VALUE`` params overrides (dotted keys, YAML values, as ``dvc exp run -S``) as the
+    nested dict ``project_params`` takes, added to ``changes``."""
+    import yaml
+
+    changes = {} if changes is None else changes
+    for item in items:
+        key, _, value = item.partition("=")
+        *parents, last = key.split(".")
+        node = changes
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = yaml.safe_load(value)
+    return changes
+
+
 def videos_for_benchmark(n: int, workdir: Path, videos_dir: Path = Path("data/videos")
                          ) -> tuple[pd.DataFrame, Path]:
     """``n`` videos from ``data/videos`` if the pipeline ran, else built-in ones generated now."""

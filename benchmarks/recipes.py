@@ -21,41 +21,19 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import project_params  # noqa: E402
+from _common import overrides, project_params  # noqa: E402
 from videoclf.artifacts import read_classes, read_manifest  # noqa: E402
 from videoclf.data.styles import STYLES  # noqa: E402
 from videoclf.params import as_dict  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
 
 
-def _set(changes: dict, dotted: str, value) -> None:
-    *parents, last = dotted.split(".")
-    node = changes
-    for k in parents:
-        node = node.setdefault(k, {})
-    node[last] = value
-
-
 def _key(*blocks) -> str:
     """A folder name for params blocks (data, frames, evaluate), so reruns reuse them."""
     text = json.dumps([as_dict(b) for b in blocks], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def _kept_val_accuracy(summary: dict, run: Path) -> float:
-    """The validation accuracy of the weights the model keeps (train's ``kept_val_accuracy``;
-    runs cached before it existed: the lowest-loss epoch's, or the last row of dvclive's
-    table when the last epoch was kept)."""
-    if "kept_val_accuracy" in summary:
-        return summary["kept_val_accuracy"]
-    if summary.get("restored_best", True):
-        return summary["best_val_accuracy"]
-    rows = (run / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv").read_text().split()
-    return float(rows[-1])
 
 
 def main() -> None:
@@ -67,11 +45,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/videoclf-recipes"))
     args = ap.parse_args()
     setup_logging(logging.WARNING)
-    changes: dict = {"data": {"builtin_style": args.style}}
-    for s in args.sets:
-        k, _, v = s.partition("=")
-        _set(changes, k, yaml.safe_load(v))
-    p = project_params(changes)
+    p = project_params(overrides(args.sets, {"data": {"builtin_style": args.style}}))
 
     from videoclf.data.download import download
     from videoclf.data.extract import extract
@@ -107,7 +81,7 @@ def main() -> None:
     predict, info = load_predictor(run / "model")
     m = evaluate(predict, info, read_manifest(videos), videos, run / "metrics", p.evaluate)
     sets = " ".join(f"-S {s}" for s in args.sets) or "(defaults)"
-    print(f"| {args.style} | {args.name or sets} | {_kept_val_accuracy(summary, run):.2f} | "
+    print(f"| {args.style} | {args.name or sets} | {summary['kept_val_accuracy']:.2f} | "
           f"{m['accuracy']:.2f} | {t_train / 60:.1f} | {t_data / 60:.1f} | `{sets}` |",
           flush=True)
 

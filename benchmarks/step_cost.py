@@ -26,24 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import project_params  # noqa: E402
+from _common import overrides, project_params  # noqa: E402
 
 
-def _changes(overrides: str) -> dict:
-    import yaml
-
-    changes: dict = {}
-    for item in overrides.split():
-        key, _, value = item.partition("=")
-        *parents, last = key.split(".")
-        node = changes
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[last] = yaml.safe_load(value)
-    return changes
-
-
-def _measure(overrides: str, steps: int) -> dict:
+def _measure(variant: str, steps: int) -> dict:
     """One variant in this process: seconds per training step and per forward pass."""
     import numpy as np
 
@@ -52,7 +38,7 @@ def _measure(overrides: str, steps: int) -> dict:
     from videoclf.training.runtime import configure_runtime
     from videoclf.training.train import optimizer
 
-    p = project_params(_changes(overrides))
+    p = project_params(overrides(variant.split()))
     rt = configure_runtime(p.train)
     s, classes, batch = p.frames.sampling, 10, p.train.batch_size
     model = fitted = build_from_params(p.model, s, classes)
