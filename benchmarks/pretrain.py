@@ -83,7 +83,8 @@ def run_style(style: str, args) -> str:
         run = work / name
         t0 = time.perf_counter()
         train(frames, run / "model", run / "live", p.model, p.train,
-              clips_per_video=p.evaluate.clips_per_video, pretrained=start)
+              clips_per_video=p.evaluate.clips_per_video, flip_test=p.evaluate.flip,
+              pretrained=start)
         minutes = (time.perf_counter() - t0) / 60
         predict, model_info = load_predictor(run / "model")
         m = evaluate(predict, model_info, manifest, videos, run / "metrics", p.evaluate)

@@ -73,7 +73,7 @@ def main() -> None:
     else:
         t1 = time.perf_counter()
         summary = train(frames, run / "model", run / "live", p.model, p.train,
-                        clips_per_video=p.evaluate.clips_per_video)
+                        clips_per_video=p.evaluate.clips_per_video, flip_test=p.evaluate.flip)
         t_train = time.perf_counter() - t1
         done.write_text(json.dumps([summary, t_train]))
     # As the evaluate stage does: the predictor (predict_on_batch), not the model called

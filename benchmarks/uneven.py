@@ -79,7 +79,7 @@ def main() -> None:
         run = work / f"run-{args.ratio:g}-{balance}-seed{q.train.seed}"
         t0 = time.perf_counter()
         train(frames, run / "model", run / "live", q.model, q.train,
-              clips_per_video=q.evaluate.clips_per_video)
+              clips_per_video=q.evaluate.clips_per_video, flip_test=q.evaluate.flip)
         minutes = (time.perf_counter() - t0) / 60
         predict, info = load_predictor(run / "model")
         m = evaluate(predict, info, manifest, videos, run / "metrics", q.evaluate)

@@ -9,7 +9,8 @@ def main(p, a) -> None:
     from videoclf.training.train import train  # TensorFlow loads after params and paths
 
     train(a.frames, a.model, a.live, p.model, p.train,
-          clips_per_video=p.evaluate.clips_per_video, throughput_file=a.throughput,
+          clips_per_video=p.evaluate.clips_per_video, flip_test=p.evaluate.flip,
+          throughput_file=a.throughput,
           pretrained=read_pretrained(a.pretrained))
 
 

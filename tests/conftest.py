@@ -52,7 +52,8 @@ def tiny_model(tiny_frames, tiny_params) -> Path:
 
     out = tiny_frames.parent / "model"
     train(tiny_frames, out, tiny_frames.parent / "live", tiny_params.model,
-          tiny_params.train, clips_per_video=tiny_params.evaluate.clips_per_video)
+          tiny_params.train, clips_per_video=tiny_params.evaluate.clips_per_video,
+          flip_test=tiny_params.evaluate.flip)
     return out
 
 

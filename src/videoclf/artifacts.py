@@ -204,12 +204,28 @@ class ModelInfo:
     sampling: Sampling
     clips_per_video: int
     run: str = ""
+    # Test-time flip: None, clips are scored as they are; a tuple (maybe empty), each clip is
+    # scored mirrored too, these pairs of classes swapped in the mirror's probabilities.
+    flip_pairs: tuple[tuple[str, str], ...] | None = None
+
+    def mirror(self) -> list[int] | None:
+        """The class each class becomes in a mirrored clip, or None (no test-time flip)."""
+        if self.flip_pairs is None:
+            return None
+        mirror = list(range(len(self.labels)))
+        for a, b in self.flip_pairs:
+            i, j = self.labels.index(a), self.labels.index(b)
+            mirror[i], mirror[j] = j, i
+        return mirror
 
 
 def run_id(info: ModelInfo, weights: bytes) -> str:
     """A deterministic id of one trained model: its weights and what inference reads."""
     h = hashlib.sha256(weights)
-    h.update(json.dumps([info.labels, info.sampling.to_dict(), info.clips_per_video]).encode())
+    what = [info.labels, info.sampling.to_dict(), info.clips_per_video]
+    if info.flip_pairs is not None:  # so the ids of runs before test-time flips stay the same
+        what.append([list(pair) for pair in info.flip_pairs])
+    h.update(json.dumps(what).encode())
     return h.hexdigest()[:16]
 
 
@@ -221,9 +237,27 @@ def _labels_hash(labels: list[str]) -> str:
 def write_model_info(model_dir: Path, info: ModelInfo) -> None:
     write_json(Path(model_dir) / LABELS, info.labels)
     write_json(Path(model_dir) / SAMPLING, {**info.sampling.to_dict(), "run": info.run})
+    flip = {} if info.flip_pairs is None else {"flip_pairs": [list(p) for p in info.flip_pairs]}
     write_json(Path(model_dir) / INFERENCE, {
-        "clips_per_video": info.clips_per_video, "run": info.run,
+        "clips_per_video": info.clips_per_video, **flip, "run": info.run,
         "labels_sha256": _labels_hash(info.labels)})
+
+
+def _flip_pairs(where: Path, raw: object, labels: list[str]
+                ) -> tuple[tuple[str, str], ...] | None:
+    """``inference.json``'s ``flip_pairs``: absent (no test-time flip, as every folder
+    written before it) or a list of pairs of two different labels, none in two pairs."""
+    if raw is None:
+        return None
+    pairs = raw if isinstance(raw, list) else [None]
+    seen: list[str] = []
+    for pair in pairs:
+        if not (_names(pair) and len(pair) == 2 and pair[0] != pair[1]
+                and all(c in labels and c not in seen for c in pair)):
+            raise ArtifactError(f"{where}: flip_pairs must be pairs of two different labels of "
+                                f"the model, each label in one pair at most; got {pair!r}")
+        seen += pair
+    return tuple((a, b) for a, b in pairs)
 
 
 def _sampling(where: Path, raw: object) -> Sampling:
@@ -265,7 +299,8 @@ def read_model_info(model_dir: Path) -> ModelInfo:
         raise ArtifactError(f"{model_dir / LABELS}: not the labels this model was trained with "
                             f"(its hash differs from the one in {INFERENCE}); the files come "
                             "from different runs")
-    return ModelInfo(labels, sampling, k, str(runs[INFERENCE]))
+    flip = _flip_pairs(model_dir / INFERENCE, inference.get("flip_pairs"), labels)
+    return ModelInfo(labels, sampling, k, str(runs[INFERENCE]), flip)
 
 
 def read_train_info(model_dir: Path) -> dict:

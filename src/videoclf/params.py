@@ -256,7 +256,7 @@ class ModelParams:
     norm: str = _key(_choice(*NORMS))
     appearance_stride: int = _key(_int(1, 512))
     appearance_filters: tuple[int, ...] = _key(_filters)
-    appearance_stem_stride: int = _key(_choice(1, 2))
+    appearance_stem_stride: int = _key(_choice(1, 2, 4))
     motion_scale: int = _key(_int(1, 16))
     motion_downscale: str = _key(_choice(*MOTION_DOWNSCALES))
     pathway_dropout: float = _key(_pathway_rate)
@@ -297,9 +297,11 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """The evaluate stage's block (``clips_per_video`` is read by train, which records it)."""
+    """The evaluate stage's block (``clips_per_video`` and ``flip`` are read by train, which
+    records them in the model folder)."""
 
     clips_per_video: int = _key(_int(1, 32))
+    flip: bool = _key(_bool)
     bootstrap: int = _key(_int(100, 1_000_000))
     seed: int = _key(_int(0))
 
@@ -380,7 +382,7 @@ def validate(raw: Any) -> Params:
     why = f"the model halves it {n_blocks} times"
     div = 2**n_blocks
     if m.input == "two_pathway":
-        n_app = len(m.appearance_filters)
+        n_app = len(m.appearance_filters) + (m.appearance_stem_stride == 4)
         div, why = max(div, 2**n_app), f"the model halves it {max(n_blocks, n_app)} times"
     if m.input in MOTION_SCALED and m.motion_scale > 1:
         div = max(div, 2**n_blocks * m.motion_scale)

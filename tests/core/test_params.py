@@ -101,8 +101,13 @@ def test_height_must_survive_every_halving():
                            "frames": {"height": 48, "width": 48}}).frames.height == 48
     # The appearance pathway halves it once per appearance_filters entry.
     with pytest.raises(ParamsError, match="frames.width: must be divisible by 64"):
-        project_params({"model": {"appearance_filters": [8] * 6, "motion_scale": 1},
+        project_params({"model": {"appearance_filters": [8] * 6, "motion_scale": 1,
+                                   "appearance_stem_stride": 2},
                         "frames": {"height": 128, "width": 96}})
+    # ResNet's whole stem (appearance_stem_stride 4) pools once more before the blocks.
+    with pytest.raises(ParamsError, match="frames.width: must be divisible by 32"):
+        project_params({"model": {"appearance_stem_stride": 4, "motion_scale": 1},
+                        "frames": {"height": 96, "width": 48}})
 
 
 def test_bad_stage_fails_before_work(tmp_path, venv_env):

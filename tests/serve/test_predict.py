@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -44,3 +45,51 @@ def test_predict_without_model_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "videoclf", "predict", "x.avi", "--model",
                         str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "labels.json: missing" in r.stderr
+
+
+def test_flip_at_test_time(tiny_model, tmp_path):
+    """``evaluate.flip`` (on in params.yaml, with train.augment.flip): the model folder records
+    the pairs a mirror swaps; every predictor scores a clip and its mirror and averages, so
+    a clip and its mirror get the same probabilities, the pair's classes swapped (the
+    network alone does not); the pairs are part of the run id; a pair naming no class of
+    the model is one line."""
+    import dataclasses
+
+    import numpy as np
+    import pytest
+
+    from videoclf.artifacts import ArtifactError, read_model_info, run_id
+    from videoclf.serve.inference import softmax
+    from videoclf.serve.predictors import load_predictor, with_flip
+    from videoclf.training.modelio import load_model_dir
+
+    info = read_model_info(tiny_model)
+    assert info.flip_pairs == () and info.mirror() == list(range(len(info.labels)))
+    model, _ = load_model_dir(tiny_model)
+    s = info.sampling
+    clips = np.random.default_rng(1).integers(0, 256, (3, s.n_frames, s.height, s.width, 3),
+                                              dtype=np.uint8)
+    mirrored = clips[:, :, :, ::-1]
+    raw = lambda x: np.asarray(model.predict_on_batch(x))  # noqa: E731
+    assert not np.allclose(softmax(raw(clips)), softmax(raw(mirrored)), atol=1e-4)
+    predict, _ = load_predictor(tiny_model)
+    got = softmax(predict(clips))
+    np.testing.assert_allclose(got, (softmax(raw(clips)) + softmax(raw(mirrored))) / 2,
+                               atol=1e-5)
+    np.testing.assert_allclose(softmax(predict(mirrored)), got, atol=1e-5)
+    # A pair: the mirror's probabilities of its two classes trade places.
+    swap = [1, 0, *range(2, len(info.labels))]
+    paired = with_flip(raw, swap)
+    np.testing.assert_allclose(softmax(paired(mirrored))[:, swap], softmax(paired(clips)),
+                               atol=1e-5)
+    pairs = dataclasses.replace(info, flip_pairs=((info.labels[0], info.labels[1]),))
+    assert pairs.mirror() == swap
+    off = dataclasses.replace(info, flip_pairs=None)
+    assert len({run_id(i, b"w") for i in (info, pairs, off)}) == 3
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    inference = json.loads((folder / "inference.json").read_text())
+    (folder / "inference.json").write_text(json.dumps({**inference, "flip_pairs": [["A", "B"]]}))
+    with pytest.raises(ArtifactError, match="flip_pairs must be pairs of two different labels"):
+        read_model_info(folder)

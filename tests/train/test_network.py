@@ -289,6 +289,41 @@ def test_appearance_in_detail_and_motion_at_a_scale(tmp_path):
     np.testing.assert_allclose(back.predict_on_batch(big), y, rtol=1e-5, atol=1e-5)
 
 
+def test_appearance_stem_with_resnet_pooling(tmp_path):
+    """``appearance_stem_stride`` 4, ResNet's whole stem: the stride-2 stem, then a 3x3
+    stride-2 max pooling of every frame (the numbers of Keras' 3D pooling, as 2D pooling
+    LiteRT can run), so the appearance blocks work at 8x8 down to 1x1 of 32x32 frames; no
+    more parameters than stride 2, another architecture; saved and reloaded safely."""
+    import keras
+
+    from videoclf.training.network import FrameMaxPool, ResizeVideo, architecture
+
+    kw = dict(filters=[8, 8, 16, 16], input_kind="two_pathway", norm="batch",
+              appearance_filters=[4, 4, 8, 8], motion_scale=2)
+    pooled = build_model(8, 32, 32, 3, appearance_stem_stride=4, **kw)
+    strided = build_model(8, 32, 32, 3, appearance_stem_stride=2, **kw)
+    assert pooled.count_params() == strided.count_params()
+    assert architecture(pooled) != architecture(strided)
+    pool = next(layer for layer in pooled.layers if isinstance(layer, FrameMaxPool))
+    assert tuple(pool.input.shape[1:4]) == (2, 16, 16)
+    assert tuple(pool.output.shape[1:4]) == (2, 8, 8)
+    # The pooling feeds the first block at its size; each later block halves the size:
+    # the appearance pathway resizes to 4, 2, 1, the motion one to 8 (its stem's 16x16
+    # block means to the first block), 4, 2, 1.
+    sizes = [layer.output.shape[2] for layer in pooled.layers if isinstance(layer, ResizeVideo)]
+    assert sorted(sizes) == [1, 1, 2, 2, 4, 4, 8]
+    x = np.random.default_rng(4).normal(size=(2, 3, 16, 16, 5)).astype("float32")
+    reference = keras.layers.MaxPooling3D((1, 3, 3), strides=(1, 2, 2), padding="same")(x)
+    np.testing.assert_array_equal(np.asarray(pool(x)), np.asarray(reference))
+    clip = np.random.default_rng(5).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)
+    y = pooled.predict_on_batch(clip)
+    np.testing.assert_allclose(np.asarray(pooled(clip)), y, rtol=1e-5, atol=1e-5)
+    pooled.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(back.predict_on_batch(clip), y, rtol=1e-5, atol=1e-5)
+    assert architecture(back) == architecture(pooled)
+
+
 def test_motion_downscaled_by_a_strided_stem_sees_every_pixel():
     """``motion_downscale: stem``: no block means; the motion stem reads the 32x32 differences
     at stride 2 (16x16 out, as the block means' stem), with the same parameters, so a pattern

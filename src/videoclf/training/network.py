@@ -177,6 +177,29 @@ class BlockMean(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PKG)
+class FrameMaxPool(layers.Layer):
+    """ResNet's stem pooling on every frame of a ``(b, t, h, w, c)`` video: the maximum of
+    each ``size x size`` window, every ``stride``-th one ("same" padding), as 2D pooling over
+    the frames for the reason ``BlockMean`` gives."""
+
+    def __init__(self, size: int = 3, stride: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.stride = int(size), int(stride)
+
+    def build(self, input_shape):
+        pass  # no weights
+
+    def call(self, video):
+        t = einops.parse_shape(video, "b t h w c")["t"]
+        images = einops.rearrange(video, "b t h w c -> (b t) h w c")
+        images = keras.ops.max_pool(images, self.size, self.stride, padding="same")
+        return einops.rearrange(images, "(b t) h w c -> b t h w c", t=t)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "size": self.size, "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
 class FrameDifference(layers.Layer):
     """TSN's "RGB difference" (Wang et al. 2016): frame t minus frame t-1 of a
     ``(b, t, h, w, c)`` clip, the first frame's difference zero. A still background cancels
@@ -293,14 +316,19 @@ def add_residual_block(x, filters: int, kernel_size: tuple[int, int, int], norm:
 
 
 def _pathway(x, height: int, width: int, filters: Sequence[int], norm: str,
-             dropout: float = 0.0, stem_stride: int = 1):
+             dropout: float = 0.0, stem_stride: int = 1, stem_pool: bool = False):
     """The tutorial's body: a (2+1)D stem, one residual block per entry of ``filters`` (each
     halving the frame), global average pooling; pooled features out (``dropout``: a share
     of them dropped in training). ``stem_stride`` 2: the stem computes at half the frame
-    size, the size the first block works at anyway (so that block resizes nothing)."""
+    size, the size the first block works at anyway (so that block resizes nothing).
+    ``stem_pool``: ResNet's whole stem, a 3x3 stride-2 max pooling after it, so the blocks
+    work at half the stem's size and below (``FrameMaxPool``)."""
     x = Conv2Plus1D(filters[0], (3, 7, 7), padding="same", strides=stem_stride)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
+    if stem_pool:
+        x = FrameMaxPool(3, 2)(x)
+        height, width = height // 2, width // 2
     for i, f in enumerate(filters, start=1):
         if x.shape[2:4] != (height // 2**i, width // 2**i):
             x = ResizeVideo(height // 2**i, width // 2**i)(x)
@@ -348,7 +376,7 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
     ``motion_scale``: the frame differences of ``two_pathway`` and ``diff`` are seen at
     ``1 / motion_scale`` of the frame size, by ``motion_downscale`` (``_motion``).
     ``appearance_stem_stride`` 2: the appearance pathway's stem reads every pixel and
-    computes at every second one.
+    computes at every second one; 4: then max-pools to every fourth (``_pathway``).
     ``fusion`` (``two_pathway``): ``features``, one classifier over both pathways' pooled
     features, or ``scores``, that classifier and one on each pathway, fused by
     ``ScoreFusion``. The classifiers are float32 so logits and loss stay float32 under mixed
@@ -372,7 +400,7 @@ def build_model(n_frames: int, height: int, width: int, num_classes: int,
                          motion_downscale)
         appearance = _pathway(TemporalStride(appearance_stride)(x), height, width,
                               appearance_filters or filters, norm, dropout,
-                              appearance_stem_stride)
+                              min(appearance_stem_stride, 2), appearance_stem_stride == 4)
         features = PathwayDropout(pathway_dropout)([appearance, motion])
         if fusion == "scores":
             heads = [layers.Dense(num_classes, dtype="float32", name=name)(f)
@@ -460,7 +488,8 @@ def architecture(model: keras.Model, classes: bool = True) -> list[tuple]:
     pathway dropout rate, and feature dropout, which is no layer at all at rate 0: a model
     trained at one rate starts another run at another). ``classes=False``: the classifiers'
     number of classes left out (a warm start may change it)."""
-    own = (ResizeVideo, BlockMean, FrameDifference, TemporalStride, PathwayDropout)
+    own = (ResizeVideo, BlockMean, FrameMaxPool, FrameDifference, TemporalStride,
+           PathwayDropout)
     arch = []
     for layer in model.layers:
         if isinstance(layer, FeatureDropout):

@@ -164,6 +164,16 @@ def _resume_point(backup_dir: Path, epochs: int) -> tuple[tuple[Path, dict] | No
     return latest, epochs if latest[1]["stopped"] else latest[1]["epoch"] + 1
 
 
+def _flip_pairs(classes: list[str], mirror: list[int], train_params: TrainParams,
+                flip_test: bool) -> tuple[tuple[str, str], ...] | None:
+    """What the model folder records for test-time flips (``evaluate.flip``): the pairs a
+    mirror swaps, or None where the model was not trained on mirrored clips (a model that
+    never saw one is not scored on one)."""
+    if not (flip_test and train_params.augment.flip):
+        return None
+    return tuple((classes[i], classes[j]) for i, j in enumerate(mirror) if i < j)
+
+
 def _mirror(classes: list[str], train_params: TrainParams) -> list[int]:
     augment = train_params.augment
     try:
@@ -330,7 +340,7 @@ def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
 
 
 def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, model_dir: Path,
-            live_dir: Path, backup_dir: Path, clips_per_video: int,
+            live_dir: Path, backup_dir: Path, info: ModelInfo,
             throughput_file: Path | None) -> None:
     """Save the model folder and the dvclive folder, each replacing the old one whole."""
     cb.live.summary.update({part: {k: summary[k] for k in
@@ -338,7 +348,7 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, mo
                             for part in ("best", "kept")})
     cb.live.make_summary()
     with staged_dir(model_dir) as tmp:
-        save_model_dir(model, tmp, ModelInfo(data.classes, data.sampling, clips_per_video))
+        save_model_dir(model, tmp, info)
         write_json(tmp / TRAIN_INFO, summary)
     # Wall-clock figures apart from the results (and from dvclive's folder, which the plot
     # stage reads), so a rerun with the same results changes nothing downstream.
@@ -349,12 +359,13 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, mo
 
 
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: ModelParams,
-          train_params: TrainParams, *, clips_per_video: int,
+          train_params: TrainParams, *, clips_per_video: int, flip_test: bool = False,
           throughput_file: Path | None = None, pretrained: Path | None = None) -> dict:
     """Fit the model on the train split with validation, save it, and return a summary.
 
-    ``clips_per_video`` (``evaluate.clips_per_video``) is recorded in the model folder, so
-    evaluate and predict score a video the same way wherever the folder goes. dvclive writes
+    ``clips_per_video`` (``evaluate.clips_per_video``) and ``flip_test`` (``evaluate.flip``)
+    are recorded in the model folder, so evaluate and predict score a video the same way
+    wherever the folder goes. dvclive writes
     into a hidden folder beside ``live_dir`` that replaces it only when training completes:
     a killed run leaves no per-epoch numbers that look like results. ``throughput_file``
     gets the wall-clock clips/s of training and validation. ``pretrained`` (the pretrain
@@ -385,7 +396,9 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     seconds = _fit(fitted, data, cb, train_params, first_epoch)
     summary = _summary(cb, rt, model_params, train_params, pretrained)
     _finish(model, data, cb, summary, Path(model_dir), Path(live_dir), backup_dir,
-            clips_per_video, throughput_file)
+            ModelInfo(data.classes, data.sampling, clips_per_video,
+                      flip_pairs=_flip_pairs(data.classes, mirror, train_params, flip_test)),
+            throughput_file)
     log.info("train: %d epochs in %.0f s; kept epoch %d (val loss %.3f, val accuracy %.3f), "
              "lowest val loss at epoch %d; model in %s", summary["epochs_run"], seconds,
              summary["kept_epoch"], summary["kept_val_loss"], summary["kept_val_accuracy"],
