@@ -130,7 +130,8 @@ def test_class_folders_end_to_end_clips_match_straight_decode(folder_dataset):
     frames = project_params({"frames": {"n_frames": 4, "frame_step": 6, "height": 32, "width": 48,
                                   "train_clips_per_video": 2, "workers": 2,
                                   "shard_mb": 1},
-                             "model": {"motion_scale": 1}}).frames  # 48 = 3 x 16, not 32
+                             "model": {"motion_scale": 1, "appearance_stem_stride": 2}
+                             }).frames  # 48 = 3 x 16, not 32
     index = extract(manifest, root / "videos", root / "frames", frames, report["classes"])
     s = frames.sampling
     assert len(index) == 2 * (manifest.split == "train").sum() + (manifest.split != "train").sum()
