@@ -249,15 +249,15 @@ def _flip_pairs(where: Path, raw: object, labels: list[str]
     written before it) or a list of pairs of two different labels, none in two pairs."""
     if raw is None:
         return None
-    pairs = raw if isinstance(raw, list) else [None]
-    seen: list[str] = []
-    for pair in pairs:
-        if not (_names(pair) and len(pair) == 2 and pair[0] != pair[1]
+    pairs: list[tuple[str, str]] = []
+    for pair in raw if isinstance(raw, list) else [raw]:
+        seen = [c for p in pairs for c in p]
+        if not (isinstance(pair, list) and _names(pair) and len(pair) == 2 and pair[0] != pair[1]
                 and all(c in labels and c not in seen for c in pair)):
             raise ArtifactError(f"{where}: flip_pairs must be pairs of two different labels of "
                                 f"the model, each label in one pair at most; got {pair!r}")
-        seen += pair
-    return tuple((a, b) for a, b in pairs)
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
 
 
 def _sampling(where: Path, raw: object) -> Sampling:
