@@ -153,6 +153,13 @@ class ResizeVideo(layers.Layer):
         return {**super().get_config(), "height": self.height, "width": self.width}
 
 
+def _per_frame(video, op):
+    """``op`` on the frames of a ``(b, t, h, w, c)`` video as one batch of images."""
+    t = einops.parse_shape(video, "b t h w c")["t"]
+    images = op(einops.rearrange(video, "b t h w c -> (b t) h w c"))
+    return einops.rearrange(images, "(b t) h w c -> b t h w c", t=t)
+
+
 @keras.saving.register_keras_serializable(package=_PKG)
 class BlockMean(layers.Layer):
     """The mean of every ``scale x scale`` block of each frame of a ``(b, t, h, w, c)`` video:
@@ -167,10 +174,8 @@ class BlockMean(layers.Layer):
         pass  # no weights
 
     def call(self, video):
-        t = einops.parse_shape(video, "b t h w c")["t"]
-        images = einops.rearrange(video, "b t h w c -> (b t) h w c")
-        images = keras.ops.average_pool(images, self.scale, self.scale, padding="valid")
-        return einops.rearrange(images, "(b t) h w c -> b t h w c", t=t)
+        return _per_frame(video, lambda images: keras.ops.average_pool(
+            images, self.scale, self.scale, padding="valid"))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "scale": self.scale}
@@ -190,10 +195,8 @@ class FrameMaxPool(layers.Layer):
         pass  # no weights
 
     def call(self, video):
-        t = einops.parse_shape(video, "b t h w c")["t"]
-        images = einops.rearrange(video, "b t h w c -> (b t) h w c")
-        images = keras.ops.max_pool(images, self.size, self.stride, padding="same")
-        return einops.rearrange(images, "(b t) h w c -> b t h w c", t=t)
+        return _per_frame(video, lambda images: keras.ops.max_pool(
+            images, self.size, self.stride, padding="same"))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "size": self.size, "stride": self.stride}
