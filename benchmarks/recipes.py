@@ -36,6 +36,22 @@ def _key(*blocks) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+def prepare(p, work: Path) -> tuple[Path, Path]:
+    """The videos and frames folders of ``p``'s data and frames params, made once under
+    ``work`` and reused by every later run with the same blocks."""
+    from videoclf.data.download import download
+    from videoclf.data.extract import extract
+
+    data_dir = work / f"data-{_key(p.data)}"
+    videos = data_dir / "videos"
+    if not (videos / "manifest.parquet").exists():
+        download(p.data, videos, data_dir / ".staging")
+    frames = data_dir / f"frames-{_key(p.frames)}"
+    if not (frames / "index.parquet").exists():
+        extract(read_manifest(videos), videos, frames, p.frames, read_classes(videos))
+    return videos, frames
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--style", required=True, choices=sorted(STYLES))
@@ -46,18 +62,8 @@ def main() -> None:
     args = ap.parse_args()
     setup_logging(logging.WARNING)
     p = project_params(overrides(args.sets, {"data": {"builtin_style": args.style}}))
-
-    from videoclf.data.download import download
-    from videoclf.data.extract import extract
-
     t0 = time.perf_counter()
-    data_dir = args.work / f"data-{_key(p.data)}"
-    videos = data_dir / "videos"
-    if not (videos / "manifest.parquet").exists():
-        download(p.data, videos, data_dir / ".staging")
-    frames = data_dir / f"frames-{_key(p.frames)}"
-    if not (frames / "index.parquet").exists():
-        extract(read_manifest(videos), videos, frames, p.frames, read_classes(videos))
+    videos, frames = prepare(p, args.work)
     t_data = time.perf_counter() - t0
 
     from videoclf.serve.evaluate import evaluate
