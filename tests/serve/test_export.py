@@ -99,7 +99,7 @@ def test_the_onnx_file_carries_the_run_id_and_any_case_of_its_suffix_works(expor
 
 def test_tflite_models_match_keras_and_are_smaller(exported, tiny_model, tiny_manifest,
                                                    tiny_videos, tmp_path):
-    """float16 within 1e-2 of Keras' probabilities; int8 on average within 0.04 and with the
+    """float16 within 1e-2 of Keras' probabilities; int8 on average within 0.05 and with the
     same top-1 wherever Keras' is clear (on real test clips; int8 rounds activations, so a
     single probability can move more); the float16 file about half the float32 weights;
     compare_formats writes every format's row."""
@@ -120,8 +120,9 @@ def test_tflite_models_match_keras_and_are_smaller(exported, tiny_model, tiny_ma
         np.testing.assert_allclose(predict(clips[:1]), predict(clips)[:1], atol=1e-5)
     assert np.abs(got["float16"] - want).max() < 1e-2
     # 0.032 measured with the appearance pathway's pooled stem, whose last blocks work at 1x1
-    # on the tiny 32x32 clips (an int8 activation range from one position).
-    assert np.abs(got["int8"] - want).mean() < 0.04
+    # on the tiny 32x32 clips (an int8 activation range from one position); 0.041 with its 4
+    # frames of 8 (model.appearance_stride: 2). A wrong graph or scale is off by far more.
+    assert np.abs(got["int8"] - want).mean() < 0.05
     # The same top-1 wherever Keras' is clear (its top two over 0.2 apart): the one-epoch tiny
     # model has near ties (0.45 against 0.44), which int8's rounding may turn either way.
     top2 = np.sort(want, axis=1)[:, -2:]
