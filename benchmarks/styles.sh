@@ -6,7 +6,9 @@
 # model.input ablation on the context style; one benchmarks/recipes.py row each (group split,
 # 30/10/10 clips per class; val, test, train minutes, data minutes). Rows in the order they
 # are needed most, scene first (make run's style, whose train-time ratio the issue bounds):
-# if the run is cut short, the defaults and their comparison are already there.
+# if the run is cut short, the defaults and their comparison are already there. Rows run one
+# after the other do not time the defaults against the diff network on this project's
+# machines (their speed moves by up to 2x): benchmarks/epoch_cost.py does, in alternating rounds.
 #
 #   bash benchmarks/styles.sh                 # all rows, about three hours on 2 cores
 #   bash benchmarks/styles.sh defaults        # the defaults and the diff network (8 rows, 1 h)
@@ -23,7 +25,7 @@ TUTORIAL=("${AT64[@]}" -S frames.n_frames=10 -S frames.frame_step=15 -S frames.s
           -S train.epochs=50 -S train.learning_rate=0.0001 -S train.lr_schedule=constant
           -S train.augment.flip=false -S train.augment.color=false
           -S model.input=rgb -S model.norm=layer -S train.precise_bn_batches=0)
-LAST=("${AT64[@]}" -S model.appearance_filters=[16,32,64,128] -S model.appearance_stem_stride=1
+LAST=("${AT64[@]}" -S model.appearance_filters=[16,32,64,128] -S model.appearance_stem_stride=1 -S model.appearance_stride=4
       -S evaluate.flip=false)
 BEFORE=("${AT64[@]}" -S model.input=diff -S evaluate.flip=false)
 echo "| style | recipe | val | test | train min | data min | overrides |"
