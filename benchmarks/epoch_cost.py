@@ -57,9 +57,6 @@ def _measure(style: str, variant: str, epochs: int, work: Path) -> dict:
         def on_test_end(self, logs=None):
             marks[-1]["test_end"] = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
-            marks[-1]["end"] = time.perf_counter()
-
     class Last(keras.callbacks.Callback):  # after precise BatchNorm and the checkpoint
         def on_test_begin(self, logs=None):
             marks[-1]["validate"] = time.perf_counter()
@@ -109,7 +106,8 @@ def main() -> None:
                                   args.style, "--epochs", str(args.epochs), "--work",
                                   str(args.work)], capture_output=True, text=True)
             if out.returncode:
-                sys.exit(f"variant {v!r} failed: {out.stderr.strip().splitlines()[-1]}")
+                last = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+                sys.exit(f"variant {v!r} failed: {last}")
             runs[v].append(json.loads(out.stdout.strip().splitlines()[-1]))
     rows = []
     for v, rs in runs.items():
