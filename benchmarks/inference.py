@@ -29,16 +29,16 @@ FORMATS = ("keras", "onnx", "tflite")  # tflite: the int8 model, the one made fo
 def _build(tmp: Path) -> tuple[Path, Path]:
     """An untrained model of the params' shape, exported (random clips calibrate int8)."""
     from videoclf.artifacts import TFLITE_FILES, ModelInfo
-    from videoclf.serve.export import export
-    from videoclf.serve.litert import convert
+    from videoclf.inference.export import export
+    from videoclf.inference.litert import convert
     from videoclf.training.modelio import save_model_dir
-    from videoclf.training.network import build_from_params
+    from videoclf.training.network import build_model
 
     p = project_params()
     model_dir = tmp / "model"
     model_dir.mkdir()
     s = p.frames.sampling
-    model = build_from_params(p.model, s, 10)
+    model = build_model(p.model, s, 10)
     save_model_dir(model, model_dir, ModelInfo([f"c{i}" for i in range(10)], s, 1))
     export(model_dir, tmp / "export")
     calibration = np.random.default_rng(1).integers(
@@ -51,8 +51,8 @@ def _build(tmp: Path) -> tuple[Path, Path]:
 
 def measure(model_dir: Path, export_dir: Path) -> dict:
     from videoclf.artifacts import ONNX_FILE, TFLITE_FILES
-    from videoclf.serve.formats import clips_per_second
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.export_report import clips_per_second
+    from videoclf.inference.predictors import load_predictor
 
     paths = {"keras": model_dir, "onnx": export_dir / ONNX_FILE,
              "tflite": export_dir / TFLITE_FILES["int8"],

@@ -36,7 +36,7 @@ from videoclf.artifacts import read_index  # noqa: E402
 from videoclf.data.extract import extract  # noqa: E402
 from videoclf.params import load  # noqa: E402
 from videoclf.training.inputs import make_dataset  # noqa: E402
-from videoclf.training.network import build_from_params  # noqa: E402
+from videoclf.training.network import build_model  # noqa: E402
 
 
 def main() -> None:
@@ -80,7 +80,7 @@ def main() -> None:
                 pass
         pipeline = 3 * per_epoch / (time.perf_counter() - t0)
 
-        model = build_from_params(params.model, frames.sampling, len(classes))
+        model = build_model(params.model, frames.sampling, len(classes))
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])

@@ -25,22 +25,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import project_params  # noqa: E402
 from videoclf.artifacts import read_classes, read_manifest  # noqa: E402
-from videoclf.data.styles import STYLES  # noqa: E402
+from videoclf.data.builtin.styles import STYLES  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
 
 
 def unlabeled_pool(style: str, seed: int, manifest, out: Path, n: int) -> Path:
     """``n`` videos of the listing outside ``manifest`` (seeded), rendered under anonymous names."""
-    from videoclf.data import builtin
+    from videoclf.data.builtin import generator
 
     taken = set(manifest.member)
-    rest = [m for m in builtin.member_names(seed, style) if m not in taken]
+    rest = [m for m in generator.member_names(seed, style) if m not in taken]
     pick = np.random.default_rng(seed).permutation(len(rest))[:n]
     out.mkdir(parents=True, exist_ok=True)
     for i in sorted(pick):
         dest = out / f"{hashlib.sha1(rest[i].encode()).hexdigest()[:12]}.avi"
         if not dest.exists():
-            builtin.write_clip(rest[i], seed, dest, style)
+            generator.write_clip(rest[i], seed, dest, style)
     return out
 
 
@@ -52,8 +52,8 @@ def run_style(style: str, args) -> str:
     from videoclf.data import pretext
     from videoclf.data.download import download
     from videoclf.data.extract import extract
-    from videoclf.serve.evaluate import evaluate
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.evaluate import evaluate
+    from videoclf.inference.predictors import load_predictor
     from videoclf.training.pretrain import fit_pretext
     from videoclf.training.train import train
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import overrides, project_params  # noqa: E402
 from videoclf.artifacts import read_classes, read_manifest  # noqa: E402
-from videoclf.data.styles import STYLES  # noqa: E402
+from videoclf.data.builtin.styles import STYLES  # noqa: E402
 from videoclf.params import as_dict  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
 
@@ -66,8 +66,8 @@ def main() -> None:
     videos, frames = prepare(p, args.work)
     t_data = time.perf_counter() - t0
 
-    from videoclf.serve.evaluate import evaluate
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.evaluate import evaluate
+    from videoclf.inference.predictors import load_predictor
     from videoclf.training.train import backup_key, train
 
     # A trained model is reused when the clips, the params and the training code are the

@@ -34,14 +34,14 @@ def _measure(variant: str, steps: int) -> dict:
     import numpy as np
 
     from videoclf._tf import keras
-    from videoclf.training.network import build_from_params, pathway_loss, with_pathway_heads
+    from videoclf.training.network import build_model, pathway_loss, with_pathway_heads
     from videoclf.training.runtime import configure_runtime
     from videoclf.training.train import optimizer
 
     p = project_params(overrides(variant.split()))
     rt = configure_runtime(p.train)
     s, classes, batch = p.frames.sampling, 10, p.train.batch_size
-    model = fitted = build_from_params(p.model, s, classes)
+    model = fitted = build_model(p.model, s, classes)
     loss, metric = keras.losses.SparseCategoricalCrossentropy(from_logits=True), "accuracy"
     if p.model.pathway_loss and p.model.input == "two_pathway":
         fitted = with_pathway_heads(model)

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from videoclf.artifacts import read_manifest, read_model_info  # noqa: E402
-from videoclf.data import builtin  # noqa: E402
+from videoclf.data.builtin import generator  # noqa: E402
 
 
 def main() -> None:
@@ -48,8 +48,8 @@ def main() -> None:
         bounds.append(bounds[-1] + len(clip))
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "built_in_parts.avi"
-        out = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"XVID"), builtin.FPS,
-                              (builtin.WIDTH, builtin.HEIGHT))
+        out = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"XVID"), generator.FPS,
+                              (generator.WIDTH, generator.HEIGHT))
         for f in np.concatenate(frames):
             out.write(f)
         out.release()
@@ -65,7 +65,7 @@ def main() -> None:
     print("| part | class | true start-end (s) | found |")
     print("| --- | --- | --- | --- |")
     for i, cls in enumerate(classes):
-        a, b = bounds[i] / builtin.FPS, bounds[i + 1] / builtin.FPS
+        a, b = bounds[i] / generator.FPS, bounds[i + 1] / generator.FPS
         found = [f"{s['label']} {s['start_s']:.1f}-{s['end_s']:.1f}" for s in segs
                  if s["end_s"] > a and s["start_s"] < b]
         print(f"| {i + 1} | {cls} | {a:.1f}-{b:.1f} | {'; '.join(found)} |")

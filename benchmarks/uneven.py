@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import project_params  # noqa: E402
 from videoclf.artifacts import read_classes, read_manifest  # noqa: E402
-from videoclf.data.styles import STYLES  # noqa: E402
+from videoclf.data.builtin.styles import STYLES  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
 
 
@@ -49,8 +49,8 @@ def main() -> None:
     setup_logging(logging.WARNING)
     from videoclf.data.download import download
     from videoclf.data.extract import extract
-    from videoclf.serve.evaluate import evaluate
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.evaluate import evaluate
+    from videoclf.inference.predictors import load_predictor
     from videoclf.training.train import train
 
     changes = {"data": {"builtin_style": args.style}}

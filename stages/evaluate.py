@@ -6,8 +6,8 @@ from videoclf.stage import run
 
 
 def main(p, a) -> None:
-    from videoclf.serve.evaluate import evaluate
-    from videoclf.serve.predictors import load_predictor  # TensorFlow loads after the checks
+    from videoclf.inference.evaluate import evaluate
+    from videoclf.inference.predictors import load_predictor  # TensorFlow loads after the checks
 
     predict, info = load_predictor(a.model)
     evaluate(predict, info, read_manifest(a.videos), a.videos, a.metrics, p.evaluate)

@@ -7,8 +7,8 @@ from videoclf.stage import run
 
 
 def main(p, a) -> None:
-    from videoclf.serve.export import export  # TensorFlow loads after the checks
-    from videoclf.serve.formats import compare_formats
+    from videoclf.inference.export import export  # TensorFlow loads after the checks
+    from videoclf.inference.export_report import compare_formats
 
     export(a.model, a.export, a.frames)
     compare_formats(a.model, a.export, read_manifest(a.videos), a.videos, a.export_metrics)

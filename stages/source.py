@@ -2,7 +2,7 @@
 times; never the videos' bytes) into FINGERPRINT and UNLABELED, so that DVC reruns download
 (pretrain) exactly when its source changed."""
 
-from videoclf.data.fingerprint import write_fingerprint, write_unlabeled_fingerprint
+from videoclf.data.source import write_fingerprint, write_unlabeled_fingerprint
 from videoclf.stage import run
 
 

@@ -60,7 +60,7 @@ def tiny_model(tiny_frames, tiny_params) -> Path:
 @pytest.fixture(scope="session")
 def exported(tiny_model, tiny_frames, tmp_path_factory) -> Path:
     """The tiny model through the export stage: SavedModel, ONNX, TFLite and the JSON files."""
-    from videoclf.serve.export import export
+    from videoclf.inference.export import export
 
     out = tmp_path_factory.mktemp("export") / "export"
     export(tiny_model, out, tiny_frames)
@@ -75,18 +75,18 @@ def venv_env() -> dict:
 
 # `make test` runs two workers, a file each at a time (--dist loadfile --no-loadscope-reorder),
 # in this order: the longest files first, so that no long file is left to run alone at the
-# end (with xdist's own order, by number of tests, tests/train ran last and alone: 48 min for
+# end (with xdist's own order, by number of tests, tests/training ran last and alone: 48 min for
 # the suite beside a benchmark; in this order, 23.5 min on a fresh clone). Longest per file,
 # measured: the dvc pipeline (~30% of the suite), then train, resume, precise BN, predict
 # CLI, service, export. Files not named keep pytest's order after these.
 LONGEST_FIRST = [
     "tests/pipeline/test_dvc_pipeline.py",
-    "tests/train/test_train.py",
-    "tests/train/test_resume.py",
-    "tests/train/test_precise_bn.py",
-    "tests/serve/test_predict_cli.py",
-    "tests/serve/test_service.py",
-    "tests/serve/test_export.py",
+    "tests/training/test_train.py",
+    "tests/training/test_resume.py",
+    "tests/training/test_precise_bn.py",
+    "tests/inference/test_predict_cli.py",
+    "tests/inference/test_service.py",
+    "tests/inference/test_export.py",
 ]
 
 

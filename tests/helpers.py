@@ -116,3 +116,29 @@ def class_folders(root: Path) -> Path:
         shutil.copyfile(FOOTAGE / name, sub / name)
     (root / "my data" / "Phone" / "notes.txt").write_text("not a video")
     return root / "my data"
+
+
+# The tutorial's network (rgb, LayerNorm, one body) for tests that build models directly:
+# every ModelParams field is set here, and `change` replaces any of them.
+TUTORIAL_MODEL = dict(filters=(16, 32, 64, 128), input="rgb", norm="layer", appearance_stride=4,
+                      appearance_filters=None, appearance_stem_stride=1, motion_scale=1,
+                      motion_downscale="mean", pathway_dropout=0.0, pathway_loss=0.0,
+                      fusion="features", dropout=0.0, init="")
+
+
+def tutorial_net(n_frames: int, height: int, width: int, classes: int, filters=None,
+                 input_kind: str | None = None, **change):
+    """``network.build_model`` for ``(n_frames, height, width, 3)`` clips and ``classes``
+    classes, with TUTORIAL_MODEL's settings but ``filters``, ``input_kind`` and ``change``
+    (``appearance_filters`` follows ``filters`` unless given)."""
+    from videoclf.training.network import build_model
+    from videoclf.video import Sampling
+
+    fields = {**TUTORIAL_MODEL, **change}
+    if filters is not None:
+        fields["filters"] = tuple(filters)
+    if input_kind is not None:
+        fields["input"] = input_kind
+    fields["appearance_filters"] = tuple(fields["appearance_filters"] or fields["filters"])
+    model = params_mod.ModelParams(**fields)
+    return build_model(model, Sampling(n_frames, 1, height, width, "loop"), classes)

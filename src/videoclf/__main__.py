@@ -111,7 +111,7 @@ def predict_main(argv: list[str]) -> int:
         ap.error("--threshold must be between 0 and 1")
     try:
         if args.timeline:
-            from .serve.timeline_cli import run_timeline
+            from .inference.timeline.cli import run_timeline
 
             return run_timeline(args, _expand(args.paths))
         return _predict(args)
@@ -129,13 +129,13 @@ def predict_main(argv: list[str]) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .serve.predictors import load_predictor, read_info
+    from .inference.predictors import load_predictor, read_info
 
     videos = _expand(args.paths)
     # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
     read_info(args.model)
 
-    from .serve.inference import score_videos, top_k, video_probs
+    from .inference.scoring import score_videos, top_k, video_probs
 
     predict, info = load_predictor(args.model)
     labels = info.labels
@@ -182,10 +182,10 @@ def serve_main(argv: list[str]) -> int:
     if args.allow_paths and not args.allow_paths.is_dir():
         ap.error(f"--allow-paths: {args.allow_paths} is not a folder")
     try:
-        from .serve.predictors import read_info
+        from .inference.predictors import read_info
 
         read_info(args.model)
-        from .serve.service import Limits, serve
+        from .inference.service import Limits, serve
 
         serve(args.model, args.host, args.port, Limits(args.max_mb * 2**20, args.max_seconds),
               args.clips, args.top_k, args.allow_paths, args.workers)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .choices import ShortVideo, options
 from .errors import VideoclfError
 from .outputs import write_json
-from .video import SHORT_VIDEO, Sampling
+from .video import Sampling
 
 # predict's default; equals dvc.yaml's vars paths.model (tested).
 DEFAULT_MODEL_DIR = Path("data/model")
@@ -268,8 +269,9 @@ def _sampling(where: Path, raw: object) -> Sampling:
         v = raw[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ArtifactError(f"{where}: {key} must be a whole number >= 1, got {v!r}")
-    if raw["short_video"] not in SHORT_VIDEO:
-        raise ArtifactError(f"{where}: short_video must be one of {', '.join(SHORT_VIDEO)}")
+    if raw["short_video"] not in options(ShortVideo):
+        raise ArtifactError(f"{where}: short_video must be one of "
+                            f"{', '.join(options(ShortVideo))}")
     return Sampling(**{k: raw[k] for k in need})
 
 

@@ -5,8 +5,8 @@ out-of-range value fails at once with a message that names the key
 (``ParamsError: frames.height: ...``). ``params.yaml`` is the only place values are set: the
 dataclasses below have no defaults. Each block becomes one frozen dataclass (``DataParams``,
 ``FramesParams``, ...), so a function's signature says which block it reads. The choices a
-key offers are declared by the module that acts on them (``data.options``, ``data.styles``,
-``training.options``, ``video``) and imported here.
+key offers are ``Literal`` types declared once in ``videoclf.choices``, which the modules
+acting on them annotate with too; this module imports nothing of the wings.
 """
 
 from __future__ import annotations
@@ -20,21 +20,27 @@ from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
-from .data.options import LAYOUTS, SOURCES, SPLIT_BY
-from .data.styles import STYLES
-from .errors import VideoclfError
-from .training.options import (
-    BALANCE,
-    DISTRIBUTE,
-    FUSIONS,
-    INPUTS,
-    LR_SCHEDULES,
-    MOTION_DOWNSCALES,
+from .choices import (
     MOTION_SCALED,
-    NORMS,
-    PRETEXT_TASKS,
+    AutoOrBool,
+    Balance,
+    BuiltinStyle,
+    Distribute,
+    Fusion,
+    InputKind,
+    Layout,
+    LrSchedule,
+    MotionDownscale,
+    Norm,
+    PretextTask,
+    ShortVideo,
+    Source,
+    SplitBy,
+    StemStride,
+    options,
 )
-from .video import SHORT_VIDEO, Sampling
+from .errors import VideoclfError
+from .video import Sampling
 
 Check = Callable[[str, Any], Any]
 
@@ -83,10 +89,14 @@ def _dropout_rate(key: str, v: Any) -> float:
     return float(v)
 
 
-def _choice(*options: Any) -> Check:
+def _choice(choice: Any) -> Check:
+    """One of the values of a ``Literal`` choice (``videoclf.choices``)."""
+    allowed = options(choice)
+
     def check(key: str, v: Any) -> Any:
-        if v not in options:
-            raise ParamsError(f"{key}: must be one of {', '.join(map(str, options))}; got {v!r}")
+        # `in` alone would take 1 for True and 1.0 for 1: the type must match too.
+        if not any(v == a and type(v) is type(a) for a in allowed):
+            raise ParamsError(f"{key}: must be one of {', '.join(map(str, allowed))}; got {v!r}")
         return v
 
     return check
@@ -210,16 +220,16 @@ class PerClass:
 class DataParams:
     """The download stage's block."""
 
-    source: str = _key(_choice(*SOURCES))
-    builtin_style: str = _key(_choice(*STYLES))
+    source: Source = _key(_choice(Source))
+    builtin_style: BuiltinStyle = _key(_choice(BuiltinStyle))
     url: str = _key(_str)
     unlabeled_url: str = _key(_optional_str)
     num_classes: int = _key(_num_classes)
     classes: tuple[str, ...] = _key(_class_names)
     per_class: PerClass = _nested()
     max_per_class: int = _key(_int(0))
-    split_by: str = _key(_choice(*SPLIT_BY))
-    layout: str = _key(_choice(*LAYOUTS))
+    split_by: SplitBy = _key(_choice(SplitBy))
+    layout: Layout = _key(_choice(Layout))
     min_decodable: float = _key(_float(0.0, 1.0))
     max_member_mb: int = _key(_int(1, 1 << 20))
     max_total_mb: int = _key(_int(1, 1 << 30))
@@ -235,7 +245,7 @@ class FramesParams:
     frame_step: int = _key(_int(1, 100))
     height: int = _key(_int(16, 1024, multiple=16))
     width: int = _key(_int(16, 1024, multiple=16))
-    short_video: str = _key(_choice(*SHORT_VIDEO))
+    short_video: ShortVideo = _key(_choice(ShortVideo))
     train_clips_per_video: int = _key(_int(1, 32))
     seed: int = _key(_int(0))
     workers: int = _key(_int(0, 256))
@@ -252,16 +262,16 @@ class ModelParams:
     """The network's block (read by train)."""
 
     filters: tuple[int, ...] = _key(_filters)
-    input: str = _key(_choice(*INPUTS))
-    norm: str = _key(_choice(*NORMS))
+    input: InputKind = _key(_choice(InputKind))
+    norm: Norm = _key(_choice(Norm))
     appearance_stride: int = _key(_int(1, 512))
     appearance_filters: tuple[int, ...] = _key(_filters)
-    appearance_stem_stride: int = _key(_choice(1, 2, 4))
+    appearance_stem_stride: StemStride = _key(_choice(StemStride))
     motion_scale: int = _key(_int(1, 16))
-    motion_downscale: str = _key(_choice(*MOTION_DOWNSCALES))
+    motion_downscale: MotionDownscale = _key(_choice(MotionDownscale))
     pathway_dropout: float = _key(_pathway_rate)
     pathway_loss: float = _key(_float(0.0, 100.0, with_lo=True))
-    fusion: str = _key(_choice(*FUSIONS))
+    fusion: Fusion = _key(_choice(Fusion))
     dropout: float = _key(_dropout_rate)
     init: str = _key(_optional_str)
 
@@ -282,13 +292,13 @@ class TrainParams:
     batch_size: int = _key(_int(1, 4096))
     learning_rate: float = _key(_float(0.0, 1.0))
     weight_decay: float = _key(_float(0.0, 10.0, with_lo=True))
-    lr_schedule: str = _key(_choice(*LR_SCHEDULES))
+    lr_schedule: LrSchedule = _key(_choice(LrSchedule))
     seed: int = _key(_int(0, 2**32 - 1))  # TensorFlow's and NumPy's global seeds are 32-bit
     augment: AugmentParams = _nested()
-    balance: str = _key(_choice(*BALANCE))
-    mixed_precision: bool | str = _key(_choice("auto", True, False))
-    jit_compile: bool | str = _key(_choice("auto", True, False))
-    distribute: str = _key(_choice(*DISTRIBUTE))
+    balance: Balance = _key(_choice(Balance))
+    mixed_precision: AutoOrBool = _key(_choice(AutoOrBool))
+    jit_compile: AutoOrBool = _key(_choice(AutoOrBool))
+    distribute: Distribute = _key(_choice(Distribute))
     precise_bn_batches: int = _key(_int(0, 100000))
     restore_best: bool = _key(_bool)
     early_stopping_patience: int = _key(_int(0, 10000))
@@ -311,7 +321,7 @@ class PretrainParams:
     """The pretrain stage's block (self-supervised, before train; ``epochs`` 0 = off)."""
 
     epochs: int = _key(_int(0, 10000))
-    task: str = _key(_choice(*PRETEXT_TASKS))
+    task: PretextTask = _key(_choice(PretextTask))
     frame_steps: tuple[int, ...] = _key(_frame_steps)
     clips_per_video: int = _key(_int(1, 32))
     batch_size: int = _key(_int(1, 4096))

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from .choices import ShortVideo
 from .errors import VideoclfError
 from .seeding import derive_seed
 
@@ -52,11 +53,6 @@ class VideoError(VideoclfError):
         return out
 
 
-# How a clip longer than its video is completed (``frames.short_video``): the video loops
-# (as MMAction2), or black frames pad it.
-SHORT_VIDEO: tuple[str, ...] = ("loop", "pad")
-
-
 @dataclass(frozen=True)
 class Sampling:
     """How clips are cut from a video: the ``frames`` params, recorded in ``meta.json`` and in
@@ -66,7 +62,9 @@ class Sampling:
     frame_step: int
     height: int
     width: int
-    short_video: str = "loop"
+    # How a clip longer than its video is completed: the video loops (as MMAction2), or
+    # black frames pad it.
+    short_video: ShortVideo = "loop"
 
     @property
     def need(self) -> int:

@@ -14,11 +14,9 @@ from videoclf.closure import PKG, closure, imports, module_file
 
 from helpers import ROOT, venv_environ
 
-WINGS = ("data", "training", "serve", "report")
-# TensorFlow-free declarations of what params may choose, read by the schema in the core.
-DECLARATIONS = {"videoclf.data.options", "videoclf.data.styles", "videoclf.training.options"}
-# The one crossing between wings: serve reads and runs models through training's model I/O.
-CROSSINGS = {"serve": {"videoclf.training.modelio"}}
+WINGS = ("data", "training", "inference", "report")
+# The one crossing between wings: inference reads and runs models through training's model I/O.
+CROSSINGS = {"inference": {"videoclf.training.modelio"}}
 TF = PKG / "_tf.py"
 
 
@@ -51,14 +49,24 @@ def test_every_module_sits_in_a_wing_or_the_core():
     mods = _modules()
     core = sorted(n for n in mods if _wing(n) is None)
     assert core == sorted([
-        "videoclf", "videoclf.__main__", "videoclf._tf", "videoclf.artifacts",
+        "videoclf", "videoclf.__main__", "videoclf._tf", "videoclf.artifacts", "videoclf.choices",
         "videoclf.closure", "videoclf.errors", "videoclf.outputs", "videoclf.params",
         "videoclf.pool", "videoclf.seeding", "videoclf.stage", "videoclf.video",
         *[f"videoclf.{w}" for w in WINGS]])
-    for stage, module in {"download": "data.download", "extract": "data.extract",
-                          "train": "training.train", "evaluate": "serve.evaluate",
-                          "export": "serve.export", "plot": "report.plot"}.items():
-        assert f"videoclf.{module}" in mods, stage  # each stage found by its name
+
+
+def test_every_stage_has_a_module_of_its_name():
+    """A stage of dvc.yaml is found by its name: ``videoclf.<wing>.<stage>`` (or the plural),
+    exactly one, and its stage script imports it."""
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    mods = _modules()
+    for stage in stages:
+        found = [n for n in mods if _wing(n) and n.split(".")[-1] in (stage, f"{stage}s")]
+        assert len(found) == 1, (stage, found)
+        script = ROOT / "stages" / f"{stage}.py"
+        assert module_file(found[0]) in closure(script), (stage, found[0])
 
 
 def test_wings_meet_only_through_the_core():
@@ -67,19 +75,20 @@ def test_wings_meet_only_through_the_core():
         for dep in _direct(path):
             other = _wing(dep)
             if wing is None:  # the core
-                if name == "videoclf.__main__":  # the CLI on top: predict is serving
-                    assert other in (None, "serve") or dep == "videoclf.training.modelio", dep
+                if name == "videoclf.__main__":  # the CLI on top: predict is inference
+                    assert other in (None, "inference") or dep == "videoclf.training.modelio", dep
                 else:
-                    assert other is None or dep in DECLARATIONS, (name, dep)
+                    assert other is None, (name, dep)
             else:
                 assert other in (None, wing) or dep in CROSSINGS.get(wing, set()), (name, dep)
-    for name in DECLARATIONS:  # pure declarations: they import nothing of the package
-        assert not _direct(_modules()[name]), name
+    # The choices are pure declarations: they import nothing of the package.
+    assert not _direct(_modules()["videoclf.choices"])
 
 
 def test_core_data_and_report_never_reach_tensorflow():
     for name, path in _modules().items():
-        if _wing(name) in ("training", "serve") or name in ("videoclf._tf", "videoclf.__main__"):
+        if _wing(name) in ("training", "inference") or name in ("videoclf._tf",
+                                                                "videoclf.__main__"):
             continue
         assert TF not in closure(path), name
 

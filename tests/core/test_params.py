@@ -139,25 +139,52 @@ def test_blocks_are_frozen_dataclasses_with_the_schema_keys():
     assert p.frames.sampling.need == 1 + (p.frames.n_frames - 1) * p.frames.frame_step
 
 
-def test_choices_come_from_the_modules_that_own_them():
-    """The schema accepts exactly what the owners declare: a new input kind, norm, style or
-    layout declared there is accepted here with no second list to update."""
-    from videoclf.data.options import LAYOUTS, SOURCES, SPLIT_BY
-    from videoclf.data.styles import STYLES
-    from videoclf.training.options import BALANCE, DISTRIBUTE, INPUTS, LR_SCHEDULES, NORMS
-    from videoclf.video import SHORT_VIDEO
+def _literal_keys(cls=None, prefix=""):
+    """(dotted key, Literal type) of every params key whose type is a choice."""
+    import dataclasses
+    from typing import Literal, get_origin, get_type_hints
 
-    owned = {("model", "input"): INPUTS, ("model", "norm"): NORMS,
-             ("data", "builtin_style"): tuple(STYLES), ("data", "layout"): LAYOUTS,
-             ("data", "source"): SOURCES, ("data", "split_by"): SPLIT_BY,
-             ("train", "lr_schedule"): LR_SCHEDULES, ("train", "distribute"): DISTRIBUTE,
-             ("train", "balance"): BALANCE,
-             ("frames", "short_video"): SHORT_VIDEO}
-    for (block, key), choices in owned.items():
-        for c in choices:
-            assert getattr(project_params({block: {key: c}}), block).__getattribute__(key) == c
-        with pytest.raises(ParamsError, match=f"{block}.{key}: must be one of"):
-            project_params({block: {key: "no-such-choice"}})
+    from videoclf.params import Params
+
+    cls = cls or Params
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key, hint = f"{prefix}{f.name}", hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _literal_keys(hint, f"{key}.")
+        elif get_origin(hint) is Literal:
+            yield key, hint
+
+
+def test_every_choice_is_a_literal_of_the_core_and_the_schema_takes_exactly_it():
+    """Each choice key's type is a Literal of videoclf.choices; the schema accepts each of its
+    values and refuses another (and a value equal but of another type: 1 for true)."""
+    from videoclf import choices
+
+    declared = {getattr(choices, n) for n in dir(choices) if not n.startswith("_")}
+    keys = dict(_literal_keys())
+    assert {"data.source", "data.builtin_style", "data.layout", "data.split_by",
+            "frames.short_video", "model.input", "model.norm", "model.fusion",
+            "model.motion_downscale", "model.appearance_stem_stride", "train.lr_schedule",
+            "train.balance", "train.distribute", "train.mixed_precision", "pretrain.task",
+            } <= set(keys)
+    for key, choice in keys.items():
+        assert choice in declared, key
+        block, name = key.split(".")
+        for c in choices.options(choice):
+            assert getattr(getattr(project_params({block: {name: c}}), block), name) == c
+        for bad in ("no-such-choice", 1.5):
+            with pytest.raises(ParamsError, match=f"{key}: must be one of"):
+                project_params({block: {name: bad}})
+    with pytest.raises(ParamsError, match="train.jit_compile: must be one of"):
+        project_params({"train": {"jit_compile": 1}})
+
+
+def test_the_built_in_styles_are_the_choices_of_data_builtin_style():
+    from videoclf.choices import BuiltinStyle, options
+    from videoclf.data.builtin.styles import MIRROR_PAIRS, STYLES
+
+    assert tuple(STYLES) == options(BuiltinStyle) == tuple(MIRROR_PAIRS)
 
 
 def test_pathway_dropout_must_leave_a_pathway():

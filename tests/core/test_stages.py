@@ -61,7 +61,7 @@ def test_the_checkpoint_key_hashes_the_code_dvc_yaml_lists_for_train():
 def test_closure_sees_lazy_and_relative_imports(tmp_path):
     closure_of_predict = {p.name for p in closure(ROOT / "src" / "videoclf" / "__main__.py")}
     # predict imports the model I/O inside a function: still part of what it runs
-    assert {"modelio.py", "inference.py", "video.py", "artifacts.py", "_tf.py"} <= \
+    assert {"modelio.py", "scoring.py", "video.py", "artifacts.py", "_tf.py"} <= \
         closure_of_predict
 
 

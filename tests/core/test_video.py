@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from videoclf.data import builtin
+from videoclf.data.builtin import generator
 from videoclf.video import (
     Sampling,
     VideoError,
@@ -77,7 +77,7 @@ def test_bgr_to_rgb():
 
 def test_read_clips_real_video(tmp_path):
     path = tmp_path / "v_Still_g01_c01.avi"
-    builtin.write_clip("UCF101/v_Still_g01_c01.avi", 42, path)
+    generator.write_clip("UCF101/v_Still_g01_c01.avi", 42, path)
     s = Sampling(8, 5, 64, 64)
     clips, real, starts, length = read_clips(path, lambda n: eval_starts(n, 2, s), s)
     assert clips.shape == (2, 8, 64, 64, 3) and clips.dtype == np.uint8
@@ -107,7 +107,7 @@ def test_seeking_gives_the_frames_a_full_decode_gives(tmp_path):
     import cv2
 
     path = tmp_path / "v_Roll_g02_c03.avi"
-    builtin.write_clip("UCF101/v_Roll_g02_c03.avi", 42, path)
+    generator.write_clip("UCF101/v_Roll_g02_c03.avi", 42, path)
     cap = cv2.VideoCapture(str(path))
     frames = []
     while (got := cap.read())[0]:

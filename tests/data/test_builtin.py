@@ -4,7 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videoclf.data import builtin, styles
+from videoclf.data.builtin import generator, styles
 
 
 def _md5(p: Path) -> str:
@@ -12,7 +12,7 @@ def _md5(p: Path) -> str:
 
 
 def test_listing_is_ucf101_shaped():
-    names = builtin.member_names(42)
+    names = generator.member_names(42)
     assert len(styles.CLASSES) == 10 and list(styles.CLASSES) == sorted(styles.CLASSES)
     groups = {n.split("_")[2] for n in names}
     assert groups == {f"g{g:02d}" for g in range(1, 26)}
@@ -21,14 +21,14 @@ def test_listing_is_ucf101_shaped():
         key = tuple(n.split("_")[1:3])
         per_group[key] = per_group.get(key, 0) + 1
     assert min(per_group.values()) >= 4 and max(per_group.values()) <= 7
-    assert builtin.member_names(42) == names and builtin.member_names(7) != names
+    assert generator.member_names(42) == names and generator.member_names(7) != names
 
 
 def test_clip_is_real_xvid_and_deterministic(tmp_path):
     name = "UCF101/v_PanUp_g03_c02.avi"
     a, b = tmp_path / "a.avi", tmp_path / "b.avi"
-    builtin.write_clip(name, 42, a)
-    builtin.write_clip(name, 42, b)
+    generator.write_clip(name, 42, a)
+    generator.write_clip(name, 42, b)
     assert _md5(a) == _md5(b)
     cap = cv2.VideoCapture(str(a))
     fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
@@ -43,10 +43,10 @@ def test_clip_is_real_xvid_and_deterministic(tmp_path):
 
 
 def test_group_shares_a_scene_and_groups_differ():
-    still = lambda g, c: builtin.render_clip(f"UCF101/v_Still_g{g:02d}_c{c:02d}.avi", 42)[0]
-    same_scene = [builtin._scene(42, "Still", 1), builtin._scene(42, "Still", 1)]
+    still = lambda g, c: generator.render_clip(f"UCF101/v_Still_g{g:02d}_c{c:02d}.avi", 42)[0]
+    same_scene = [generator._scene(42, "Still", 1), generator._scene(42, "Still", 1)]
     assert np.array_equal(*same_scene)
-    assert not np.array_equal(builtin._scene(42, "Still", 1), builtin._scene(42, "Still", 2))
+    assert not np.array_equal(generator._scene(42, "Still", 1), generator._scene(42, "Still", 2))
     # Clips of one group show one scene through different cameras: not identical frames.
     assert not np.array_equal(still(1, 1), still(1, 2))
 
@@ -55,7 +55,7 @@ def test_classes_differ_by_motion_not_by_frame_statistics():
     """Frame-level brightness overlaps across classes; frame-to-frame change separates them."""
     mean, change = {}, {}
     for cls in styles.CLASSES:
-        clips = [builtin.render_clip(f"UCF101/v_{cls}_g{g:02d}_c01.avi", 42)[:40:5]
+        clips = [generator.render_clip(f"UCF101/v_{cls}_g{g:02d}_c01.avi", 42)[:40:5]
                  for g in (1, 2, 3)]
         frames = np.concatenate(clips).astype(np.float32)
         mean[cls] = frames.mean()
@@ -79,27 +79,27 @@ def _dx(a: np.ndarray, b: np.ndarray) -> float:
 def test_every_style_lists_ten_classes_and_names_its_mirror_pairs():
     for style, classes in styles.STYLES.items():
         assert len(classes) == 10 and list(classes) == sorted(classes), style
-        names = builtin.member_names(42, style)
+        names = generator.member_names(42, style)
         assert {n.split("_")[1] for n in names} == set(classes)
         for a, b in styles.MIRROR_PAIRS[style]:
             assert a in classes and b in classes
     assert styles.MIRROR_PAIRS["scene"] == []  # today's set is flip-invariant
-    assert builtin.member_names(42, "scene") == builtin.member_names(42)
+    assert generator.member_names(42, "scene") == generator.member_names(42)
 
 
 def test_new_styles_are_deterministic_bytes(tmp_path):
     for style, name in (("camera", "UCF101/v_PanLeft_g02_c01.avi"),
                         ("object", "UCF101/v_SpinCW_g05_c02.avi")):
         a, b = tmp_path / f"{style}-a.avi", tmp_path / f"{style}-b.avi"
-        builtin.write_clip(name, 42, a, style)
-        builtin.write_clip(name, 42, b, style)
+        generator.write_clip(name, 42, a, style)
+        generator.write_clip(name, 42, b, style)
         assert _md5(a) == _md5(b), style
 
 
 def test_camera_style_is_slow_and_pan_left_mirrors_into_pan_right():
     """About 1 px per frame, and the flip turns one class's motion into its pair's."""
-    left = builtin.render_clip("UCF101/v_PanLeft_g01_c01.avi", 42, "camera")
-    right = builtin.render_clip("UCF101/v_PanRight_g01_c01.avi", 42, "camera")
+    left = generator.render_clip("UCF101/v_PanLeft_g01_c01.avi", 42, "camera")
+    right = generator.render_clip("UCF101/v_PanRight_g01_c01.avi", 42, "camera")
     d_left, d_right = _dx(left[0], left[20]), _dx(right[0], right[20])
     assert -30 < d_left < -10 and 10 < d_right < 30, (d_left, d_right)
     mirrored = left[:, :, ::-1]
@@ -107,20 +107,20 @@ def test_camera_style_is_slow_and_pan_left_mirrors_into_pan_right():
 
 
 def test_object_style_moves_a_small_thing_in_a_still_scene():
-    clip = builtin.render_clip("UCF101/v_MoveRight_g04_c01.avi", 42, "object")
+    clip = generator.render_clip("UCF101/v_MoveRight_g04_c01.avi", 42, "object")
     change = np.abs(clip[30].astype(int) - clip[0].astype(int)).max(axis=2) > 30
     assert 0 < change.mean() < 0.05  # the actor and the distractor, not the scene
-    hover = builtin.render_clip("UCF101/v_Hover_g04_c01.avi", 42, "object")
-    same_group = builtin.render_clip("UCF101/v_Hover_g04_c02.avi", 42, "object")
+    hover = generator.render_clip("UCF101/v_Hover_g04_c01.avi", 42, "object")
+    same_group = generator.render_clip("UCF101/v_Hover_g04_c02.avi", 42, "object")
     assert not np.array_equal(hover[0], same_group[0])  # another camera on the group's scene
 
 
 def _context(cls: str, group: int, clip: int = 1) -> np.ndarray:
-    return builtin.render_clip(f"UCF101/v_{cls}_g{group:02d}_c{clip:02d}.avi", 42, "context")
+    return generator.render_clip(f"UCF101/v_{cls}_g{group:02d}_c{clip:02d}.avi", 42, "context")
 
 
 def test_context_style_is_scene_and_motion_pairs_and_deterministic_bytes(tmp_path):
-    from videoclf.data import context
+    from videoclf.data.builtin import context
 
     # Every scene kind with every motion: a class shares its scene with one class and its
     # motion with four.
@@ -128,7 +128,7 @@ def test_context_style_is_scene_and_motion_pairs_and_deterministic_bytes(tmp_pat
         (s, m) for s in context.SCENES for m in context.MOTIONS}
     a, b = tmp_path / "a.avi", tmp_path / "b.avi"
     for dest in (a, b):
-        builtin.write_clip("UCF101/v_PoolJump_g03_c02.avi", 42, dest, "context")
+        generator.write_clip("UCF101/v_PoolJump_g03_c02.avi", 42, dest, "context")
     assert _md5(a) == _md5(b)
     # Clips of a group are filmed in one place (the scene is the group's), groups in others.
     assert np.array_equal(context.scene(42, "PoolJump", 3, 320, 240),
@@ -137,7 +137,7 @@ def test_context_style_is_scene_and_motion_pairs_and_deterministic_bytes(tmp_pat
                               context.scene(42, "PoolJump", 4, 320, 240))
     c1, c2 = _context("PoolJump", 3, 1)[0], _context("PoolJump", 3, 2)[0]
     other = _context("PoolJump", 5, 1)[0]
-    diff = lambda x, y: np.abs(x.astype(int) - y.astype(int)).mean()  # noqa: E731
+    diff = lambda x, y: np.abs(x.astype(int) - y.astype(int)).mean()
     assert diff(c1, c2) < diff(c1, other)
 
 

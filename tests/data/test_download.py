@@ -11,7 +11,8 @@ import cv2
 import pandas as pd
 import pytest
 
-from videoclf.data import builtin, retry, sources, styles
+from videoclf.data import readers, retry
+from videoclf.data.builtin import generator, styles
 from videoclf.data.download import download
 from videoclf.data.splits import DatasetError, parse_members
 from videoclf.params import DataParams
@@ -34,7 +35,7 @@ def fast_retries(monkeypatch):
 def _short_clip(path: Path) -> bytes:
     """A real 30-frame XVID clip written to ``path``; its bytes."""
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"XVID"), 25, (320, 240))
-    for f in builtin.render_clip("UCF101/v_Still_g01_c01.avi", 1)[:30]:
+    for f in generator.render_clip("UCF101/v_Still_g01_c01.avi", 1)[:30]:
         w.write(f)
     w.release()
     return path.read_bytes()
@@ -138,10 +139,10 @@ def test_rerun_after_interruption_fetches_only_the_rest(archive, tmp_path):
         full = download(data, tmp_path / "fresh", tmp_path / "s1")
         fresh_bytes = server.bytes_served
         # An interrupted run: half of the members already complete in the staging folder.
-        src = sources.ZipSource(server.url)
+        src = readers.ZipSource(server.url)
         videos = parse_members(src.names()).videos
         half = [v for v in videos if v.member in set(full.member)][: len(full) // 2]
-        staging = tmp_path / "s2" / sources.staging_key(data)
+        staging = tmp_path / "s2" / readers.staging_key(data)
         staging.mkdir(parents=True)
         src.fetch(half, staging)
         (staging / "v_Zoom_partial.avi.part").write_bytes(b"half")  # a torn temp file
@@ -305,11 +306,11 @@ def test_oversize_and_inflating_members_are_refused(tmp_path, remote):
     staging.mkdir()
     if remote:
         with RangeServer(path) as server:
-            paths, failures = sources.ZipSource(server.url, 2, 5).fetch(videos, staging)
+            paths, failures = readers.ZipSource(server.url, 2, 5).fetch(videos, staging)
             served = server.bytes_served
         assert served < 200_000  # the 3 MB member was never requested
     else:
-        paths, failures = sources.ZipSource(str(path), 2, 5).fetch(videos, staging)
+        paths, failures = readers.ZipSource(str(path), 2, 5).fetch(videos, staging)
     reasons = {f["member"]: f["reason"] for f in failures}
     assert paths == {}
     # Over HTTP the inflater stops at the declared size; zipfile (local) stops reading there
@@ -372,12 +373,12 @@ def test_a_short_staged_clip_is_never_taken_as_whole(tiny_params, tmp_path):
     """A built-in clip left short in staging (a full disk under OpenCV's silent writer) is
     found by its frame count, removed, and reported; the rerun generates it again, whole."""
     data = tiny_params.data
-    staging = tmp_path / "s" / sources.staging_key(data)
+    staging = tmp_path / "s" / readers.staging_key(data)
     staging.mkdir(parents=True)
     member = sorted(download_members(data))[0]
-    short = staging / sources.staged_name(member)
+    short = staging / readers.staged_name(member)
     w = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"XVID"), 25, (320, 240))
-    for f in builtin.render_clip(member, data.seed)[:20]:  # 20 of its frames
+    for f in generator.render_clip(member, data.seed)[:20]:  # 20 of its frames
         w.write(f)
     w.release()
     with pytest.raises(DatasetError, match=rf"{member}: decodes 20 of the \d+ frames"):
@@ -385,13 +386,13 @@ def test_a_short_staged_clip_is_never_taken_as_whole(tiny_params, tmp_path):
     assert not short.exists()
     m = download(data, tmp_path / "videos", tmp_path / "s")
     assert member in set(m.member)
-    assert int(m.frames[m.member == member].iloc[0]) == builtin.frame_count(member, data.seed)
+    assert int(m.frames[m.member == member].iloc[0]) == generator.frame_count(member, data.seed)
 
 
 def download_members(data) -> set[str]:
     from videoclf.data.splits import parse_members, select_classes, split_videos
 
-    listing = parse_members(builtin.member_names(data.seed, data.builtin_style), data.layout)
+    listing = parse_members(generator.member_names(data.seed, data.builtin_style), data.layout)
     classes = select_classes(listing.videos, data.num_classes)
     splits = split_videos(listing.videos, classes, dataclasses.asdict(data.per_class),
                           data.split_by, data.seed)

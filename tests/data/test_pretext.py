@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from videoclf.data import builtin, pretext
+from videoclf.data import pretext
+from videoclf.data.builtin import generator
 from videoclf.data.splits import DatasetError
 from videoclf.video import Sampling, read_clips
 
@@ -23,9 +24,9 @@ def _unlabeled(folder: Path, manifest: pd.DataFrame, videos: Path) -> Path:
     """A user's folder of unlabeled videos: two new recordings (one in a subfolder), copies of
     a val, a test and a train video, a broken file, a text file and a hidden one."""
     (folder / "day2").mkdir(parents=True)
-    fresh = [m for m in builtin.member_names(42, "scene") if m not in set(manifest.member)]
-    builtin.write_clip(fresh[0], 42, folder / "rec1.avi", "scene")
-    builtin.write_clip(fresh[1], 42, folder / "day2" / "rec2.avi", "scene")
+    fresh = [m for m in generator.member_names(42, "scene") if m not in set(manifest.member)]
+    generator.write_clip(fresh[0], 42, folder / "rec1.avi", "scene")
+    generator.write_clip(fresh[1], 42, folder / "day2" / "rec2.avi", "scene")
     for split in ("val", "test", "train"):
         video = manifest[manifest.split == split].video.iloc[0]
         shutil.copyfile(videos / video, folder / f"copy_of_{split}.avi")

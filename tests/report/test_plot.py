@@ -3,13 +3,13 @@ import matplotlib.image as mpimg
 import pytest
 
 from videoclf.artifacts import read_model_info
+from videoclf.inference.evaluate import evaluate
 from videoclf.report.plot import make_plots, read_history
-from videoclf.serve.evaluate import evaluate
 
 
 def test_plots_are_written(tiny_model, tiny_frames, tiny_videos, tiny_manifest, tmp_path,
                            tiny_params):
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.predictors import load_predictor
 
     predict, info = load_predictor(tiny_model)
     evaluate(predict, info, tiny_manifest, tiny_videos, tmp_path, tiny_params.evaluate, workers=1)

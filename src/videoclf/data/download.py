@@ -20,7 +20,7 @@ from ..outputs import staged_dir, write_json, write_parquet
 from ..params import DataParams, as_dict
 from ..pool import map_videos
 from ..seeding import derive_seed
-from . import sources
+from . import readers
 from .splits import (
     GROUPS_FILE,
     DatasetError,
@@ -40,7 +40,7 @@ LEAKAGE_NOTE = ("{n} video(s) have no group (no _gNN_ in the name, not in groups
                 "leakage across splits cannot be ruled out")
 
 
-def list_videos(source: sources.Source, layout: str) -> Listing:
+def list_videos(source: readers.Source, layout: str) -> Listing:
     """The videos of a source, read with ``layout`` (``groups.csv`` at its root applies)."""
     names = source.names()
     listing = parse_members(names, layout)
@@ -73,7 +73,7 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
     header declares, is skipped and reported. ``flip_pairs`` (``train.augment.flip_pairs``
     when flips are on) are checked against the classes chosen here, before any fetching.
     """
-    source = sources.open_source(data, workers)
+    source = readers.open_source(data, workers)
     listing = list_videos(source, data.layout)
     if not listing.videos:
         raise DatasetError(f"{source.describe()}: no video found (layout {listing.layout}: "
@@ -93,13 +93,13 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
     if note and data.split_by == "group":
         log.warning("download: %s", note)
 
-    staging = staging_root / sources.staging_key(data)
+    staging = staging_root / readers.staging_key(data)
     check_space(source.declared_bytes(selected), staging_root, data.max_total_mb)
     staging.mkdir(parents=True, exist_ok=True)
     try:
         manifest, skipped = _fetch_and_place(
             source, listing, selected, splits, classes, staging, out_dir, data, note, workers)
-    except (KeyboardInterrupt, sources.SourceUnreachable):
+    except (KeyboardInterrupt, readers.SourceUnreachable):
         raise  # staging is kept: a rerun resumes what was fetched
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # nothing of a failed run stays on disk
@@ -111,7 +111,7 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
     return manifest
 
 
-def _fetch_and_place(source: sources.Source, listing: Listing, selected: list[Video],
+def _fetch_and_place(source: readers.Source, listing: Listing, selected: list[Video],
                      splits: dict[str, list[Video]], classes: list[str], staging: Path,
                      out_dir: Path, data: DataParams, note: str | None, workers: int
                      ) -> tuple[pd.DataFrame, list[dict]]:
@@ -137,7 +137,7 @@ def _fetch_and_place(source: sources.Source, listing: Listing, selected: list[Vi
     with staged_dir(out_dir) as tmp:
         # never hard-link a user's own files
         manifest = _place(splits, classes, paths, checks, skipped, tmp,
-                          copy=isinstance(source, sources.DirSource))
+                          copy=isinstance(source, readers.DirSource))
         write_parquet(tmp / MANIFEST, manifest)
         counts = manifest.groupby(["split", "class"]).size()
         write_json(tmp / VIDEOS_REPORT, {
@@ -155,7 +155,7 @@ def _fetch_and_place(source: sources.Source, listing: Listing, selected: list[Vi
     return manifest, skipped
 
 
-def _fetch_checked(source: sources.Source, staging: Path, min_decodable: float, workers: int,
+def _fetch_checked(source: readers.Source, staging: Path, min_decodable: float, workers: int,
                    paths: dict[str, Path], checks: dict[str, tuple[int, dict | None]],
                    failures: list[dict], videos: list[Video]) -> None:
     """Fetch ``videos`` and decode each once in full; results are added to the mappings."""
@@ -228,7 +228,7 @@ def _log_counts(splits: dict[str, list[Video]], classes: list[str]) -> None:
     log.info("download: %d classes, videos per class: %s", len(classes), ", ".join(parts))
 
 
-def _check_whole(source: sources.Source, checks: dict[str, tuple[int, dict | None]],
+def _check_whole(source: readers.Source, checks: dict[str, tuple[int, dict | None]],
                  paths: dict[str, Path]) -> None:
     """A video whose source knows its length (the built-in set) must decode to all of it: a
     clip written short (OpenCV's writer says nothing on a full disk) is an error, never a

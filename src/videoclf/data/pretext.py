@@ -39,7 +39,7 @@ from ..outputs import staged_dir, write_json, write_parquet
 from ..params import DataParams, FramesParams, Params, PretrainParams, as_dict
 from ..pool import map_videos
 from ..seeding import derive_seed
-from . import sources
+from . import readers
 from .download import check_space
 from .extract import plan_shards
 from .splits import DatasetError, Video, classify_member
@@ -118,7 +118,7 @@ def _unlabeled(data: DataParams, staging: Path, workers: int, report: dict) -> l
     """Every video file of ``data.unlabeled_url``, fetched and decoded once; the rest reported."""
     as_source = dataclasses.replace(data, source="url", url=data.unlabeled_url)
     try:
-        src = sources.open_source(as_source, workers)
+        src = readers.open_source(as_source, workers)
         names = src.names()
         candidates = []
         for name in names:
@@ -128,7 +128,7 @@ def _unlabeled(data: DataParams, staging: Path, workers: int, report: dict) -> l
             elif verdict[0] != "folder":
                 into = "skipped" if verdict[0] == "refused" else "left_out"
                 report[into].append({"member": f"unlabeled/{name}", "reason": verdict[1]})
-        where = staging / sources.staging_key(as_source)
+        where = staging / readers.staging_key(as_source)
         check_space(src.declared_bytes(candidates), staging, data.max_total_mb)
         where.mkdir(parents=True, exist_ok=True)
         got, failed = src.fetch(candidates, where)

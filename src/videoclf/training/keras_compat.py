@@ -8,7 +8,7 @@
   shared objects' memory addresses; rewritten so that the same weights give the same bytes.
 
 They were written against ``TESTED_KERAS``; ``check_version`` says so once when another Keras
-is installed (the tests of ``tests/train`` then say whether each still holds). Drop a
+is installed (the tests of ``tests/training`` then say whether each still holds). Drop a
 workaround when Keras fixes what it works around.
 """
 

@@ -40,7 +40,7 @@ from .keras_compat import multi_worker_fit
 from .modelio import save_model_dir
 from .network import (
     architecture,
-    build_from_params,
+    build_model,
     is_classifier,
     pathway_loss,
     with_pathway_heads,
@@ -99,11 +99,11 @@ def warm_start(model: keras.Model, init: Path, head: bool = True) -> str:
         raise TrainError(f"model.init: {init} is not this network (other filters, frame size, "
                          "model.input, model.norm, model.fusion or model.appearance_stride); "
                          "only the number of classes may differ")
-    body = lambda m: [la for la in m.layers if la.weights and not is_classifier(la)]  # noqa: E731
-    heads = lambda m: [la for la in m.layers if is_classifier(la)]  # noqa: E731
+    body = lambda m: [la for la in m.layers if la.weights and not is_classifier(la)]
+    heads = lambda m: [la for la in m.layers if is_classifier(la)]
     for a, b in zip(body(model), body(old)):
         a.set_weights(b.get_weights())
-    shapes = lambda layer: [tuple(w.shape) for w in layer.weights]  # noqa: E731
+    shapes = lambda layer: [tuple(w.shape) for w in layer.weights]
     new_heads, old_heads = heads(model), heads(old)
     if head and [shapes(h) for h in new_heads] == [shapes(h) for h in old_heads]:
         for a, b in zip(new_heads, old_heads):
@@ -239,7 +239,7 @@ def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
         lr = keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=max(1, data.per_epoch * train_params.epochs))
     with rt.strategy.scope():
-        model = build_from_params(model_params, data.sampling, len(data.classes))
+        model = build_model(model_params, data.sampling, len(data.classes))
         if model_params.init:
             copied = warm_start(model, Path(model_params.init))
             log.info("train: warm start from %s (%s)", model_params.init, copied)

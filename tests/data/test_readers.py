@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from videoclf.data import http_range, retry, sources
+from videoclf.data import http_range, readers, retry
 from videoclf.data.splits import DatasetError, Video
 
 from helpers import project_params, tmpfs
@@ -47,7 +47,7 @@ def test_a_linked_class_folder_is_listed(tmp_path):
     _folders(tmp_path / "elsewhere", ("B",))
     (root / "B").symlink_to(tmp_path / "elsewhere" / "B")
     (root / "C" / "loop").symlink_to(root)  # a link back up the tree is walked once
-    names = sources.open_source(_data(str(root))).names()
+    names = readers.open_source(_data(str(root))).names()
     assert [n for n in names if n.startswith("B/")] == ["B/v0.avi", "B/v1.avi"]
     assert sorted({n.split("/")[0] for n in names}) == ["A", "B", "C"]
 
@@ -66,7 +66,7 @@ def test_an_unreadable_class_folder_is_an_error_not_the_next_class():
             os.setegid(65534)
             os.seteuid(65534)
         with pytest.raises(DatasetError) as e:
-            sources.DirSource("data", root).names()
+            readers.DirSource("data", root).names()
     finally:
         if as_root:
             os.seteuid(0)
@@ -80,14 +80,14 @@ def test_an_unreadable_class_folder_is_an_error_not_the_next_class():
 @pytest.mark.parametrize("url", ["ftp://example.org/ucf.zip", "s3://bucket/ucf.zip"])
 def test_an_unsupported_scheme_says_so(url):
     with pytest.raises(DatasetError, match=r"data.url: (ftp|s3):// is not supported"):
-        sources.open_source(_data(url))
+        readers.open_source(_data(url))
 
 
 def test_a_zip_path_with_a_tilde_is_expanded(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with zipfile.ZipFile(tmp_path / "ucf.zip", "w") as z:
         z.writestr("A/v0.avi", b"stand-in")
-    assert sources.open_source(_data("~/ucf.zip")).names() == ["A/v0.avi"]
+    assert readers.open_source(_data("~/ucf.zip")).names() == ["A/v0.avi"]
 
 
 def test_a_name_listed_twice_is_one_video_the_last_copy_and_reported(tmp_path):
@@ -95,7 +95,7 @@ def test_a_name_listed_twice_is_one_video_the_last_copy_and_reported(tmp_path):
     with zipfile.ZipFile(path, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
         z.writestr("A/v0.avi", b"first copy")
         z.writestr("A/v0.avi", b"last copy")
-    src = sources.open_source(_data(str(path)))
+    src = readers.open_source(_data(str(path)))
     assert src.names() == ["A/v0.avi"]
     assert src.refused() == [{"member": "A/v0.avi", "reason": (
         "the archive lists this name more than once; its last copy is used")}]
@@ -117,9 +117,9 @@ def test_lzma_and_bzip2_members_are_refused_alike_locally_and_over_http(tmp_path
     (tmp_path / "staging").mkdir()
     if remote:
         with RangeServer(path) as server:
-            paths, failures = sources.ZipSource(server.url).fetch(videos, tmp_path / "staging")
+            paths, failures = readers.ZipSource(server.url).fetch(videos, tmp_path / "staging")
     else:
-        paths, failures = sources.ZipSource(str(path)).fetch(videos, tmp_path / "staging")
+        paths, failures = readers.ZipSource(str(path)).fetch(videos, tmp_path / "staging")
     assert list(paths) == ["A/v1.avi"]
     assert failures == [{"member": "A/v0.avi", "reason": (
         f"refused: compressed with {name}, which is not supported (only stored or deflate "
@@ -127,13 +127,13 @@ def test_lzma_and_bzip2_members_are_refused_alike_locally_and_over_http(tmp_path
 
 
 def test_a_groups_csv_larger_than_the_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "TEXT_MAX_BYTES", 1024)
+    monkeypatch.setattr(readers, "TEXT_MAX_BYTES", 1024)
     path = tmp_path / "g.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("A/v0.avi", b"stand-in")
         z.writestr("groups.csv", "video,group\n" + "A/v0.avi,1\n" * 1000)
     with pytest.raises(DatasetError, match="groups.csv declares 11012 bytes, over the 0 MB"):
-        sources.open_source(_data(str(path))).read_text("groups.csv")
+        readers.open_source(_data(str(path))).read_text("groups.csv")
 
 
 def test_a_local_crc_error_is_final_at_once(tmp_path, monkeypatch):
@@ -146,7 +146,7 @@ def test_a_local_crc_error_is_final_at_once(tmp_path, monkeypatch):
     path.write_bytes(bytes(raw))
     (tmp_path / "staging").mkdir()
     t0 = time.perf_counter()
-    paths, failures = sources.ZipSource(str(path)).fetch([_video("A/v0.avi")],
+    paths, failures = readers.ZipSource(str(path)).fetch([_video("A/v0.avi")],
                                                          tmp_path / "staging")
     assert time.perf_counter() - t0 < 2
     assert not paths and failures[0]["reason"].startswith("refused: corrupt member: Bad CRC")
@@ -161,7 +161,7 @@ def test_a_server_without_range_support_is_one_line_at_once(tmp_path, monkeypatc
     calls = []
     monkeypatch.setattr(http_range, "RemoteZip", lambda *a, **k: calls.append(1) or refuse())
     with pytest.raises(DatasetError, match="does not support range requests"):
-        sources.ZipSource("http://127.0.0.1:9/ucf.zip").names()
+        readers.ZipSource("http://127.0.0.1:9/ucf.zip").names()
     assert len(calls) == 1  # not retried
 
 
@@ -183,9 +183,9 @@ def test_a_full_disk_is_reported_at_once_not_retried(small_disk, tmp_path, monke
     with pytest.raises(OSError) as e:
         if remote:
             with RangeServer(path) as server:
-                sources.ZipSource(server.url).fetch([_video("A/v0.avi")], small_disk)
+                readers.ZipSource(server.url).fetch([_video("A/v0.avi")], small_disk)
         else:
-            sources.ZipSource(str(path)).fetch([_video("A/v0.avi")], small_disk)
+            readers.ZipSource(str(path)).fetch([_video("A/v0.avi")], small_disk)
     assert e.value.errno == errno.ENOSPC and time.perf_counter() - t0 < 4
 
 
@@ -204,9 +204,9 @@ def test_a_server_that_answers_no_data_request_ends_in_one_line(tmp_path, monkey
     (tmp_path / "staging").mkdir()
     t0 = time.perf_counter()
     with RangeServer(path, **how) as server:
-        src = sources.ZipSource(server.url, stall_seconds=1)
+        src = readers.ZipSource(server.url, stall_seconds=1)
         src.names()
-        with pytest.raises(sources.SourceUnreachable, match="the server answers no data request"):
+        with pytest.raises(readers.SourceUnreachable, match="the server answers no data request"):
             src.fetch(videos, tmp_path / "staging")
     per_member = retry.ATTEMPTS * (http_range.HTTP_RETRIES + 1)
     assert server.requests_dead <= http_range.DEAD_AFTER_MEMBERS * per_member

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .inference import top_k  # noqa: E402
-from .timeline import Segment, Window  # noqa: E402
+from ..scoring import top_k  # noqa: E402
+from .windows import Segment, Window  # noqa: E402
 
 WINDOWS_JSONL, WINDOWS_CSV = "windows.jsonl", "windows.csv"
 SEGMENTS_JSONL, SEGMENTS_CSV = "segments.jsonl", "segments.csv"

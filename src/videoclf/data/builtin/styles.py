@@ -1,10 +1,13 @@
 """The built-in data set's styles: their class names and the classes a mirror swaps.
 
-Pure declarations (no imports), read by the generator (``builtin``) and by the params schema
-(``data.builtin_style``), so that a style is named in one place.
+Read by the generator and the context style; the style names themselves are the core's
+``choices.BuiltinStyle`` (what ``data.builtin_style`` may be), which these keys must match
+(tests/data/test_builtin.py).
 """
 
 from __future__ import annotations
+
+from ...choices import BuiltinStyle
 
 CLASSES: tuple[str, ...] = (
     "Dim",          # the light fades steadily, then comes back at once (a sawtooth)
@@ -31,10 +34,10 @@ CONTEXT_CLASSES: tuple[str, ...] = (
     "CourtJump", "CourtRun", "ForestJump", "ForestRun", "PoolJump", "PoolRun", "SkyJump",
     "SkyRun", "WallJump", "WallRun",
 )
-STYLES: dict[str, tuple[str, ...]] = {"scene": CLASSES, "camera": CAMERA_CLASSES,
+STYLES: dict[BuiltinStyle, tuple[str, ...]] = {"scene": CLASSES, "camera": CAMERA_CLASSES,
                                       "object": OBJECT_CLASSES, "context": CONTEXT_CLASSES}
 # Classes a horizontal flip turns into each other (for train.augment.flip_pairs).
-MIRROR_PAIRS: dict[str, list[list[str]]] = {
+MIRROR_PAIRS: dict[BuiltinStyle, list[list[str]]] = {
     "scene": [],
     "camera": [["PanLeft", "PanRight"], ["RotateCCW", "RotateCW"]],
     "object": [["MoveLeft", "MoveRight"], ["SpinCCW", "SpinCW"]],

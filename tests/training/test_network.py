@@ -4,16 +4,16 @@ import sys
 
 import numpy as np
 
-from videoclf.training.network import build_model
+from helpers import tutorial_net
 
 
 def test_tutorial_parameter_count():
     # The tutorial's model has 443,322 parameters for 10 classes.
-    assert build_model(10, 224, 224, 10).count_params() == 443_322
+    assert tutorial_net(10, 224, 224, 10).count_params() == 443_322
 
 
 def test_output_shape_and_uint8_input():
-    m = build_model(4, 32, 32, 3, [8, 8, 16, 16])
+    m = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16])
     x = np.random.default_rng(0).integers(0, 255, (2, 4, 32, 32, 3), dtype=np.uint8)
     y = m.predict_on_batch(x)
     assert y.shape == (2, 3) and np.isfinite(y).all()
@@ -21,7 +21,7 @@ def test_output_shape_and_uint8_input():
 
 
 def test_saved_model_loads_in_a_fresh_process_safely(tmp_path):
-    m = build_model(4, 32, 32, 3, [8, 8, 16, 16])
+    m = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16])
     m.save(tmp_path / "m.keras")
     x = np.random.default_rng(1).integers(0, 255, (1, 4, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "x.npy", x)
@@ -45,9 +45,9 @@ def test_frame_difference_inputs_shapes_and_save_load(tmp_path):
 
     rng = np.random.default_rng(2)
     x = rng.integers(0, 255, (2, 4, 32, 32, 3), dtype=np.uint8)
-    rgb = build_model(4, 32, 32, 3, [8, 8, 16, 16], "rgb")
-    both = build_model(4, 32, 32, 3, [8, 8, 16, 16], "rgb_diff")
-    diff = build_model(4, 32, 32, 3, [8, 8, 16, 16], "diff")
+    rgb = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], "rgb")
+    both = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], "rgb_diff")
+    diff = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], "diff")
     # The first (spatial) convolution sees 6 channels instead of 3: 8 x 7 x 7 x 3 more weights.
     assert both.count_params() - rgb.count_params() == 8 * 7 * 7 * 3
     assert diff.count_params() == rgb.count_params()
@@ -66,8 +66,8 @@ def test_frame_difference_inputs_shapes_and_save_load(tmp_path):
 def test_unknown_input_kind_is_refused():
     import pytest
 
-    with pytest.raises(ValueError, match="input_kind"):
-        build_model(4, 32, 32, 3, [8, 8, 16, 16], "flow")
+    with pytest.raises(ValueError, match="model.input"):
+        tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], "flow")
 
 
 def test_batch_norm_blocks_shapes_and_save_load(tmp_path):
@@ -78,8 +78,8 @@ def test_batch_norm_blocks_shapes_and_save_load(tmp_path):
 
     from videoclf.training.precise_bn import batchnorm_layers
 
-    layer = build_model(4, 32, 32, 3, [8, 8, 16, 16], "diff")
-    batch = build_model(4, 32, 32, 3, [8, 8, 16, 16], "diff", norm="batch")
+    layer = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], "diff")
+    batch = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], "diff", norm="batch")
     assert len(batchnorm_layers(layer)) == 1  # the tutorial's stem
     n_ln = sum(isinstance(x, keras.layers.LayerNormalization)
                for x in layer._flatten_layers(include_self=False))
@@ -105,7 +105,7 @@ def test_unknown_norm_is_refused():
     import pytest
 
     with pytest.raises(ValueError, match="norm"):
-        build_model(4, 32, 32, 3, [8, 8, 16, 16], norm="group")
+        tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], norm="group")
 
 
 def test_two_pathways_shapes_parameters_and_what_each_sees(tmp_path):
@@ -118,8 +118,8 @@ def test_two_pathways_shapes_parameters_and_what_each_sees(tmp_path):
     from videoclf.training.network import TemporalStride
     from videoclf.training.precise_bn import batchnorm_layers
 
-    one = build_model(8, 32, 32, 3, [8, 8, 16, 16], "rgb", norm="batch")
-    two = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch",
+    one = tutorial_net(8, 32, 32, 3, [8, 8, 16, 16], "rgb", norm="batch")
+    two = tutorial_net(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch",
                       appearance_stride=4)
     # 2 bodies + Dense(2F -> C) = 2 x (body + Dense(F -> C)) - C.
     assert two.count_params() == 2 * one.count_params() - 3
@@ -170,7 +170,7 @@ def test_a_clips_logits_do_not_depend_on_the_rest_of_the_batch():
     the layers after it."""
     x = np.random.default_rng(5).integers(0, 255, (4, 8, 32, 32, 3), dtype=np.uint8)
     for kind in ("diff", "two_pathway"):
-        m = build_model(8, 32, 32, 3, [8, 8, 16, 16], kind, norm="batch")
+        m = tutorial_net(8, 32, 32, 3, [8, 8, 16, 16], kind, norm="batch")
         np.testing.assert_allclose(np.asarray(m(x))[:1], np.asarray(m(x[:1])), atol=1e-5)
 
 
@@ -182,7 +182,7 @@ def test_pathway_heads_share_the_network_and_add_each_pathways_loss():
 
     from videoclf.training.network import pathway_loss, with_pathway_heads
 
-    model = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch")
+    model = tutorial_net(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch")
     heads = with_pathway_heads(model)
     x = np.random.default_rng(6).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)
     out = np.asarray(heads(x))
@@ -203,7 +203,7 @@ def test_pathway_heads_share_the_network_and_add_each_pathways_loss():
                                rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(accuracy(y, out)), out[:, :3].argmax(1) == y)
     with pytest.raises(ValueError, match="two_pathway"):
-        with_pathway_heads(build_model(8, 32, 32, 3, [8, 8, 16, 16], "diff"))
+        with_pathway_heads(tutorial_net(8, 32, 32, 3, [8, 8, 16, 16], "diff"))
 
 
 def test_score_fusion_multiplies_the_three_classifiers_probabilities(tmp_path):
@@ -217,8 +217,8 @@ def test_score_fusion_multiplies_the_three_classifiers_probabilities(tmp_path):
     from videoclf.training.network import architecture, with_pathway_heads
 
     kw = dict(filters=[8, 8, 16, 16], input_kind="two_pathway", norm="batch")
-    model = build_model(8, 32, 32, 3, fusion="scores", **kw)
-    features = build_model(8, 32, 32, 3, **kw)
+    model = tutorial_net(8, 32, 32, 3, fusion="scores", **kw)
+    features = tutorial_net(8, 32, 32, 3, **kw)
     assert model.count_params() - features.count_params() == 2 * (16 + 1) * 3
     x = np.random.default_rng(7).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)
     out = np.asarray(model.predict_on_batch(x))
@@ -238,8 +238,8 @@ def test_score_fusion_multiplies_the_three_classifiers_probabilities(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(np.asarray(loaded.predict_on_batch(x)), out, atol=1e-6)
     assert architecture(loaded) == architecture(model) != architecture(features)
-    with pytest.raises(ValueError, match="fusion must be one of"):
-        build_model(8, 32, 32, 3, fusion="vote", **kw)
+    with pytest.raises(ValueError, match="model.fusion must be one of"):
+        tutorial_net(8, 32, 32, 3, fusion="vote", **kw)
 
 
 def test_appearance_in_detail_and_motion_at_a_scale(tmp_path):
@@ -255,7 +255,7 @@ def test_appearance_in_detail_and_motion_at_a_scale(tmp_path):
     from videoclf.training.network import Conv2Plus1D
 
     app, mot = [4, 4, 8, 8], [8, 8, 16, 16]
-    two = build_model(8, 32, 32, 3, mot, "two_pathway", norm="batch", appearance_filters=app,
+    two = tutorial_net(8, 32, 32, 3, mot, "two_pathway", norm="batch", appearance_filters=app,
                       motion_scale=2, appearance_stem_stride=2)
     # The appearance stem reads the 32x32 frames and computes at 16x16 (its 2D form is the
     # Conv3D layers' own arithmetic); the motion stem gets 16x16 block means.
@@ -265,11 +265,11 @@ def test_appearance_in_detail_and_motion_at_a_scale(tmp_path):
     clip = np.random.default_rng(9).uniform(size=(2, 2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(strided(clip)), np.asarray(strided.seq(clip)),
                                rtol=1e-4, atol=1e-4)
-    rgb = build_model(8, 32, 32, 3, app, "rgb", norm="batch")
-    diff_small = build_model(8, 16, 16, 3, mot, "diff", norm="batch")
+    rgb = tutorial_net(8, 32, 32, 3, app, "rgb", norm="batch")
+    diff_small = tutorial_net(8, 16, 16, 3, mot, "diff", norm="batch")
     # 2 bodies + Dense(F_a + F_m -> C) = (body_a + Dense(F_a -> C)) + (body_m + ...) - C.
     assert two.count_params() == rgb.count_params() + diff_small.count_params() - 3
-    diff = build_model(8, 32, 32, 3, mot, "diff", norm="batch", motion_scale=2)
+    diff = tutorial_net(8, 32, 32, 3, mot, "diff", norm="batch", motion_scale=2)
     diff.set_weights(diff_small.get_weights())
     rng = np.random.default_rng(7)
     small = rng.integers(40, 215, (2, 8, 16, 16, 3), dtype=np.uint8)
@@ -300,8 +300,8 @@ def test_appearance_stem_with_resnet_pooling(tmp_path):
 
     kw = dict(filters=[8, 8, 16, 16], input_kind="two_pathway", norm="batch",
               appearance_filters=[4, 4, 8, 8], motion_scale=2)
-    pooled = build_model(8, 32, 32, 3, appearance_stem_stride=4, **kw)
-    strided = build_model(8, 32, 32, 3, appearance_stem_stride=2, **kw)
+    pooled = tutorial_net(8, 32, 32, 3, appearance_stem_stride=4, **kw)
+    strided = tutorial_net(8, 32, 32, 3, appearance_stem_stride=2, **kw)
     assert pooled.count_params() == strided.count_params()
     assert architecture(pooled) != architecture(strided)
     pool = next(layer for layer in pooled.layers if isinstance(layer, FrameMaxPool))
@@ -334,8 +334,8 @@ def test_motion_downscaled_by_a_strided_stem_sees_every_pixel():
 
     kw = dict(filters=[8, 8, 16, 16], input_kind="two_pathway", norm="batch",
               appearance_filters=[4, 4, 8, 8], motion_scale=2, appearance_stem_stride=2)
-    stem = build_model(8, 32, 32, 3, motion_downscale="stem", **kw)
-    mean = build_model(8, 32, 32, 3, **kw)
+    stem = tutorial_net(8, 32, 32, 3, motion_downscale="stem", **kw)
+    mean = tutorial_net(8, 32, 32, 3, **kw)
     assert stem.count_params() == mean.count_params()
     assert not any(isinstance(layer, BlockMean) for layer in stem.layers)
     assert architecture(stem) != architecture(mean)
@@ -347,8 +347,8 @@ def test_motion_downscaled_by_a_strided_stem_sees_every_pixel():
     moved[:, 2] += np.where((np.indices((32, 32)).sum(0) % 2)[..., None], 20, -20)
     y = stem.predict_on_batch(clip.astype(np.uint8))
     assert not np.allclose(stem.predict_on_batch(moved.astype(np.uint8)), y, atol=1e-5)
-    with pytest.raises(ValueError, match="motion_downscale must be one of"):
-        build_model(8, 32, 32, 3, **{**kw, "motion_downscale": "max"})
+    with pytest.raises(ValueError, match="model.motion_downscale must be one of"):
+        tutorial_net(8, 32, 32, 3, **{**kw, "motion_downscale": "max"})
 
 
 def test_feature_dropout_acts_in_training_only_and_is_not_part_of_the_architecture():
@@ -357,9 +357,9 @@ def test_feature_dropout_acts_in_training_only_and_is_not_part_of_the_architectu
     starts as one without (the rate, like the pathway dropout's, is a training setting)."""
     from videoclf.training.network import FeatureDropout, architecture
 
-    with_dropout = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch",
+    with_dropout = tutorial_net(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch",
                                dropout=0.5)
-    plain = build_model(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch")
+    plain = tutorial_net(8, 32, 32, 3, [8, 8, 16, 16], "two_pathway", norm="batch")
     assert sum(isinstance(layer, FeatureDropout) for layer in with_dropout.layers) == 2
     assert architecture(with_dropout) == architecture(plain)
     x = np.random.default_rng(8).integers(0, 255, (2, 8, 32, 32, 3), dtype=np.uint8)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..params import DataParams
 from ..pool import map_videos
-from . import builtin
+from .builtin import generator
 from .http_range import (
     CHUNK,
     TRANSFER_ERRORS,
@@ -248,7 +248,7 @@ class BuiltinSource:
         return f"built-in motion dataset ({self.style}, seed {self.seed})"
 
     def names(self) -> list[str]:
-        return builtin.member_names(self.seed, self.style)
+        return generator.member_names(self.seed, self.style)
 
     def read_text(self, member: str) -> str | None:
         return None
@@ -260,7 +260,7 @@ class BuiltinSource:
         return None  # rendered here, a few hundred KB a clip
 
     def expected_frames(self, member: str) -> int | None:
-        return builtin.frame_count(member, self.seed)
+        return generator.frame_count(member, self.seed)
 
     def fetch(self, videos: list[Video], staging: Path) -> tuple[dict[str, Path], list[dict]]:
         todo = [(v.member, self.seed, staging / staged_name(v.member), self.style) for v in videos
@@ -363,7 +363,7 @@ class DirSource:
 def _render_to(job: tuple[str, int, Path, str]) -> None:
     member, seed, dest, style = job
     tmp = dest.with_name(dest.stem + ".part.avi")  # OpenCV picks the container from the suffix
-    builtin.write_clip(member, seed, tmp, style)
+    generator.write_clip(member, seed, tmp, style)
     os.replace(tmp, dest)
 
 
@@ -386,7 +386,7 @@ def staging_key(data: DataParams) -> str:
     """A folder name for the staging area of one source, so two sources never mix files."""
     if data.source == "builtin":
         # Clips staged by another version of the generator must not be reused.
-        code = hashlib.sha1(Path(builtin.__file__).read_bytes()).hexdigest()
+        code = hashlib.sha1(Path(generator.__file__).read_bytes()).hexdigest()
         what = f"builtin-{data.builtin_style}-{data.seed}-{code}"
     else:
         what = data.url

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from videoclf.data import builtin
-from videoclf.serve.timeline import WindowStream, scan, segments
+from videoclf.data.builtin import generator
+from videoclf.inference.timeline.windows import WindowStream, scan, segments
 from videoclf.video import Sampling, read_clips
 
 from helpers import ROOT, run_python, venv_environ
@@ -33,7 +33,7 @@ def _write(frames, path: Path, size=None) -> Path:
 def long_video(tmp_path_factory):
     """Built-in clips of known classes one after another: Still, Flicker, PanUp, Still.
     Returns the file and the frame where each part starts."""
-    parts = [builtin.render_clip(f"UCF101/v_{c}_g0{g}_c01.avi", 42)
+    parts = [generator.render_clip(f"UCF101/v_{c}_g0{g}_c01.avi", 42)
              for c, g in (("Still", 1), ("Flicker", 1), ("PanUp", 2), ("Still", 2))]
     starts = np.cumsum([0] + [len(p) for p in parts])
     path = _write(np.concatenate(parts), tmp_path_factory.mktemp("timeline") / "long.avi")
@@ -79,7 +79,7 @@ def test_windows_are_the_clips_training_samples_at_those_starts(long_video):
 
 def test_memory_stays_flat_in_the_video_length(tmp_path):
     """Decoding 4 times the frames keeps the same peak of frames in memory."""
-    clip = builtin.render_clip("UCF101/v_PanUp_g01_c01.avi", 42)
+    clip = generator.render_clip("UCF101/v_PanUp_g01_c01.avi", 42)
     short = _write(clip, tmp_path / "short.avi", (160, 120))
     long = _write(np.concatenate([clip] * 4), tmp_path / "long.avi", (160, 120))
     peaks = []

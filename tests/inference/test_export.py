@@ -77,7 +77,7 @@ def test_the_onnx_file_carries_the_run_id_and_any_case_of_its_suffix_works(expor
     import onnx
 
     from videoclf.artifacts import ArtifactError, read_model_info
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.predictors import load_predictor
     from videoclf.training.modelio import RUN_KEY
 
     run = read_model_info(exported).run
@@ -104,9 +104,9 @@ def test_tflite_models_match_keras_and_are_smaller(exported, tiny_model, tiny_ma
     single probability can move more); the float16 file about half the float32 weights;
     compare_formats writes every format's row."""
     from videoclf.artifacts import TFLITE_FILES
-    from videoclf.serve.formats import compare_formats
-    from videoclf.serve.inference import sample_videos
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.export_report import compare_formats
+    from videoclf.inference.predictors import load_predictor
+    from videoclf.inference.scoring import sample_videos
 
     keras_predict, info = load_predictor(tiny_model)
     paths = [tiny_videos / v for v in tiny_manifest[tiny_manifest.split == "test"].video]

@@ -3,7 +3,7 @@ import shutil
 import subprocess
 import sys
 
-from videoclf.data import builtin
+from videoclf.data.builtin import generator
 
 from helpers import ROOT
 
@@ -12,7 +12,7 @@ def test_predict_json_table_and_a_broken_file(tiny_model, tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()
     for cls in ("Flicker", "PanDown"):
-        builtin.write_clip(f"UCF101/v_{cls}_g24_c07.avi", 123, clips / f"v_{cls}_g24_c07.avi")
+        generator.write_clip(f"UCF101/v_{cls}_g24_c07.avi", 123, clips / f"v_{cls}_g24_c07.avi")
     broken = tmp_path / "broken.avi"
     broken.write_text("this is not a video")
     missing = tmp_path / "missing.avi"
@@ -59,8 +59,8 @@ def test_flip_at_test_time(tiny_model, tmp_path):
     import pytest
 
     from videoclf.artifacts import ArtifactError, read_model_info, run_id
-    from videoclf.serve.inference import softmax
-    from videoclf.serve.predictors import load_predictor, with_flip
+    from videoclf.inference.predictors import load_predictor, with_flip
+    from videoclf.inference.scoring import softmax
     from videoclf.training.modelio import load_model_dir
 
     info = read_model_info(tiny_model)
@@ -70,7 +70,7 @@ def test_flip_at_test_time(tiny_model, tmp_path):
     clips = np.random.default_rng(1).integers(0, 256, (3, s.n_frames, s.height, s.width, 3),
                                               dtype=np.uint8)
     mirrored = clips[:, :, :, ::-1]
-    raw = lambda x: np.asarray(model.predict_on_batch(x))  # noqa: E731
+    raw = lambda x: np.asarray(model.predict_on_batch(x))
     assert not np.allclose(softmax(raw(clips)), softmax(raw(mirrored)), atol=1e-4)
     predict, _ = load_predictor(tiny_model)
     got = softmax(predict(clips))

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..seeding import derive_seed
+from ...seeding import derive_seed
 from . import context
 from .styles import STYLES
 

@@ -23,7 +23,7 @@ from ..artifacts import (
 from ..errors import VideoclfError
 from ..outputs import write_json
 from ..params import EvaluateParams
-from .inference import score_videos, top_k, video_probs
+from .scoring import score_videos, top_k, video_probs
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def classification_metrics(actual: np.ndarray, predicted: np.ndarray,
         recall = np.where(support > 0, tp / support, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     weights = support / max(1, support.sum())
-    r = lambda x: round(float(x), 6)  # noqa: E731
+    r = lambda x: round(float(x), 6)
     summary = {
         "accuracy": r(tp.sum() / max(1, cm.sum())),
         "precision": r(precision.mean()),
@@ -166,7 +166,7 @@ def evaluate(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
     correct = (predicted == sc.actual).astype(float)
     lo, hi = bootstrap_ci(correct, evaluate_params.bootstrap, evaluate_params.seed)
     mlo, mhi = mean_class_ci(correct, sc.actual, evaluate_params.bootstrap, evaluate_params.seed)
-    r = lambda x: round(float(x), 6)  # noqa: E731
+    r = lambda x: round(float(x), 6)
     summary = {"accuracy": summary.pop("accuracy"),
                "accuracy_ci95_low": r(lo), "accuracy_ci95_high": r(hi),
                "top5_accuracy": r(top_k_accuracy(sc.probs, sc.actual, 5)),

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import MODEL_FILE, ONNX_FILE, TFLITE_FILES
-from .inference import sample_videos, softmax
 from .predictors import load_predictor
+from .scoring import sample_videos, softmax
 
 log = logging.getLogger(__name__)
 SPEED_SECONDS = 0.5  # each speed figure: calls repeated for about this long (3 at least),

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from videoclf.data.fingerprint import fingerprint, write_fingerprint
+from videoclf.data.source import fingerprint, write_fingerprint
 from videoclf.data.splits import DatasetError
 
 from helpers import project_params
@@ -80,7 +80,7 @@ def test_the_file_is_rewritten_only_when_the_fingerprint_changes(tmp_path):
 
 
 def test_the_unlabeled_fingerprint_follows_its_folder_and_is_none_without_one(tmp_path):
-    from videoclf.data.fingerprint import write_unlabeled_fingerprint
+    from videoclf.data.source import write_unlabeled_fingerprint
 
     out = tmp_path / "unlabeled.json"
     none = project_params().data  # unlabeled_url ""

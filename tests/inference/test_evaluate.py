@@ -3,7 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from videoclf.serve.evaluate import bootstrap_ci, classification_metrics, evaluate, top_k_accuracy
+from videoclf.inference.evaluate import (
+    bootstrap_ci,
+    classification_metrics,
+    evaluate,
+    top_k_accuracy,
+)
 
 
 def test_metrics_against_hand_computed_values():
@@ -53,7 +58,7 @@ def test_evaluate_writes_metrics(tiny_model, tiny_videos, tiny_manifest, tmp_pat
                                  tiny_params):
     from dataclasses import replace
 
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.predictors import load_predictor
 
     predict, info = load_predictor(tiny_model)
     classes = info.labels
@@ -88,8 +93,8 @@ def test_test_videos_of_classes_the_model_does_not_know_are_one_line(tiny_model,
     ValueError from deep inside the scoring loop."""
     import dataclasses
 
-    from videoclf.serve.evaluate import EvaluateError
-    from videoclf.serve.predictors import load_predictor
+    from videoclf.inference.evaluate import EvaluateError
+    from videoclf.inference.predictors import load_predictor
 
     predict, info = load_predictor(tiny_model)
     other = dataclasses.replace(info, labels=["X", "Y", "Z"])

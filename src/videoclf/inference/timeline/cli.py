@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..video import VideoError
+from ...video import VideoError
 
 
 def _stride_frames(stride: tuple[float, str] | None, need: int, fps: float) -> int:
@@ -21,8 +21,8 @@ def _stride_frames(stride: tuple[float, str] | None, need: int, fps: float) -> i
 
 
 def _one(path: Path, predict, info, args: argparse.Namespace, out_dir: Path) -> None:
-    from .timeline import WindowStream, header, scan, segments
-    from .timeline_files import segment_record, timeline_png, window_record, write_tables
+    from .files import segment_record, timeline_png, window_record, write_tables
+    from .windows import WindowStream, header, scan, segments
 
     fps, declared = header(path)  # the frame rate (and a clear error) before the bar starts
     stream = WindowStream(path, info.sampling, _stride_frames(args.stride, info.sampling.need,
@@ -57,7 +57,7 @@ def _one(path: Path, predict, info, args: argparse.Namespace, out_dir: Path) -> 
 
 
 def run_timeline(args: argparse.Namespace, videos: list[Path]) -> int:
-    from .predictors import load_predictor, read_info
+    from ..predictors import load_predictor, read_info
 
     read_info(args.model)
 

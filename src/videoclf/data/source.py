@@ -4,7 +4,7 @@ reruns download when the videos change and skips it when they do not.
 DVC runs this stage every time (``always_changed``) and reruns download only when the
 fingerprint file's hash changes. What it reads, never the videos' bytes:
 
-- a local folder: every file's path, size and modification time (``sources.walk_files``:
+- a local folder: every file's path, size and modification time (``readers.walk_files``:
   links followed, unreadable folders an error), as one SHA-256;
 - a local zip: its central directory (names, sizes, CRCs), as one SHA-256;
 - a zip over HTTP: the server's ``ETag``, ``Last-Modified`` and ``Content-Length``; when the
@@ -27,7 +27,7 @@ from typing import Any
 from ..outputs import write_json
 from ..params import DataParams
 from .http_range import CONNECT_TIMEOUT, TRANSFER_ERRORS, retrying_session, short
-from .sources import local_path, walk_files
+from .readers import local_path, walk_files
 from .splits import DatasetError
 
 log = logging.getLogger(__name__)

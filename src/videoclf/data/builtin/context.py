@@ -18,7 +18,7 @@ import math
 import cv2
 import numpy as np
 
-from ..seeding import derive_seed
+from ...seeding import derive_seed
 from .styles import CONTEXT_CLASSES
 
 SCENES: tuple[str, ...] = ("Court", "Forest", "Pool", "Sky", "Wall")

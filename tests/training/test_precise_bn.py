@@ -5,15 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from helpers import project_params
+from helpers import project_params, tutorial_net
 
 
 def _model_and_batches(n_batches=4, batch=3):
     import tensorflow as tf
 
-    from videoclf.training.network import build_model
-
-    model = build_model(4, 32, 32, 3, [8, 8, 16, 16], "diff", norm="batch")
+    model = tutorial_net(4, 32, 32, 3, [8, 8, 16, 16], "diff", norm="batch")
     rng = np.random.default_rng(0)
     xs = rng.integers(0, 255, (n_batches, batch, 4, 32, 32, 3), dtype=np.uint8)
     ys = rng.integers(0, 3, (n_batches, batch)).astype("int32")

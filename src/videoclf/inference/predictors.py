@@ -13,7 +13,7 @@ import numpy as np
 
 from ..artifacts import ArtifactError, ModelInfo, read_model_info
 from ..training.modelio import RUN_KEY, check_run, check_shapes, load_model_dir
-from .inference import softmax
+from .scoring import softmax
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 EXPORTED_SUFFIXES = (".onnx", ".tflite")  # a file of the export folder, its JSON files beside it
@@ -64,7 +64,7 @@ def load_predictor(path: Path) -> tuple[Predictor, ModelInfo]:
         predict, info = load_tflite(path)
     else:
         model, info = load_model_dir(path)
-        predict = lambda clips: np.asarray(model.predict_on_batch(clips))  # noqa: E731
+        predict = lambda clips: np.asarray(model.predict_on_batch(clips))
     return with_flip(predict, info.mirror()), info
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..video import Sampling, VideoError, _declared, letterbox, open_video
-from .inference import softmax
+from ...video import Sampling, VideoError, _declared, letterbox, open_video
+from ..scoring import softmax
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class WindowStream:
             yield 0, self._short_clip(kept)
 
     def _short_clip(self, kept: dict[int, np.ndarray]) -> np.ndarray:
-        from ..video import clip_indices
+        from ...video import clip_indices
 
         plan = clip_indices(self.frames, 0, self.sampling)
         blank = np.zeros_like(next(iter(kept.values())))
@@ -164,7 +164,7 @@ def segments(windows: list[Window], labels: list[str], threshold: float,
     but where no class is sure."""
     out: list[Segment] = []
     run: list[Window] = []
-    best = lambda w: int(np.argmax(w.probs))  # noqa: E731
+    best = lambda w: int(np.argmax(w.probs))
 
     def close() -> None:
         if run:

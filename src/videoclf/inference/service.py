@@ -28,8 +28,8 @@ from aiohttp import web
 
 from ..artifacts import ModelInfo
 from ..video import VideoError
-from .inference import sample_video, softmax, top_k, video_probs
-from .timeline import header
+from .scoring import sample_video, softmax, top_k, video_probs
+from .timeline.windows import header
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 16

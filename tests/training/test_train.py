@@ -141,9 +141,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_frames, tiny_videos, tmp_pat
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import pandas as pd
         from videoclf.params import load
-        from videoclf.serve.predictors import load_predictor
+        from videoclf.inference.predictors import load_predictor
         from videoclf.training.train import train
-        from videoclf.serve.evaluate import evaluate
+        from videoclf.inference.evaluate import evaluate
         p = load(r"{ROOT / 'params.yaml'}",
                  {{"train": {{"epochs": 1, "batch_size": 2, "distribute": "mirrored"}}}})
         out = Path(r"{tmp_path}")
@@ -174,14 +174,14 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
     import dataclasses
 
     from videoclf.artifacts import read_model_info
+    from videoclf.choices import InputKind, options
     from videoclf.training.modelio import load_keras
-    from videoclf.training.network import build_from_params
-    from videoclf.training.options import INPUTS
+    from videoclf.training.network import build_model
     from videoclf.training.train import TrainError, train, warm_start
 
     old = load_keras(tiny_model / "model.keras")
     m, sampling = tiny_params.model, read_model_info(tiny_model).sampling
-    net = lambda classes=3, **change: build_from_params(  # noqa: E731
+    net = lambda classes=3, **change: build_model(
         dataclasses.replace(m, **change), sampling, classes)
     same = net()
     assert "all layers" == warm_start(same, tiny_model / "model.keras")
@@ -197,7 +197,7 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
     assert "3 -> 5 classes" in warm_start(five, tiny_model / "model.keras")
     assert np.array_equal(five.get_weights()[0], old.get_weights()[0])
     assert all(np.array_equal(a, b) for a, b in zip(five.layers[-1].get_weights(), fresh_head))
-    other_inputs = [k for k in INPUTS if k != m.input]
+    other_inputs = [k for k in options(InputKind) if k != m.input]
     for other in ({"filters": (8, 8, 16, 16)}, {"norm": "layer" if m.norm == "batch" else "batch"},
                   *({"input": k} for k in other_inputs)):
         with pytest.raises(TrainError, match="is not this network"):
@@ -254,7 +254,7 @@ def test_balanced_training_and_pathway_heads_run_through_fit(tiny_frames, tmp_pa
     too); the saved network is the one model.* builds (fused by scores: the heads in it)."""
     from videoclf.artifacts import read_model_info
     from videoclf.training.modelio import load_keras
-    from videoclf.training.network import architecture, build_from_params
+    from videoclf.training.network import architecture, build_model
     from videoclf.training.train import train
 
     p = project_params({"train": {"epochs": 1, "batch_size": 4, "balance": balance},
@@ -265,5 +265,5 @@ def test_balanced_training_and_pathway_heads_run_through_fit(tiny_frames, tmp_pa
     assert s["epochs_run"] == 1 and np.isfinite(s["best_val_loss"])
     assert 0 <= s["best_val_accuracy"] <= 1
     saved = load_keras(tmp_path / "m" / "model.keras")
-    plain = build_from_params(p.model, read_model_info(tmp_path / "m").sampling, 3)
+    plain = build_model(p.model, read_model_info(tmp_path / "m").sampling, 3)
     assert architecture(saved) == architecture(plain) and saved.output.shape[-1] == 3

@@ -1,0 +1,40 @@
+"""Every choice a params key offers, declared once as a ``Literal`` type (no imports of the
+package): the schema in ``params`` validates against these, the typed params blocks carry
+them, and every module that acts on a choice annotates with the same type, so mypy
+(``strict_equality``) refuses a comparison with a value the choice does not offer.
+
+``options(T)`` is the tuple of a choice's values, for messages and loops.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+# data.* (download: readers.open_source, splits.parse_members, splits.split_videos)
+Source = Literal["builtin", "url"]
+Layout = Literal["auto", "ucf101", "folders"]
+SplitBy = Literal["group", "file"]
+BuiltinStyle = Literal["scene", "camera", "object", "context"]  # data/builtin/styles.py
+# frames.* (video.clip_indices)
+ShortVideo = Literal["loop", "pad"]
+# model.* (training/network.py and its backbones)
+InputKind = Literal["rgb", "diff", "rgb_diff", "two_pathway"]
+Norm = Literal["layer", "batch"]
+Fusion = Literal["features", "scores"]
+MotionDownscale = Literal["mean", "stem"]
+StemStride = Literal[1, 2, 4]
+# train.* (train, inputs.class_balance, runtime)
+LrSchedule = Literal["constant", "cosine"]
+Balance = Literal["none", "sample", "sqrt", "weight"]
+Distribute = Literal["auto", "none", "mirrored", "multi_worker"]
+AutoOrBool = Literal["auto", True, False]  # train.mixed_precision, train.jit_compile
+# pretrain.* (data/pretext.py)
+PretextTask = Literal["pace", "arrow"]
+
+# The inputs that model.motion_scale applies to (their frame differences are downscaled).
+MOTION_SCALED: tuple[InputKind, ...] = ("diff", "two_pathway")
+
+
+def options(choice: Any) -> tuple[Any, ...]:
+    """The values a choice offers, in declaration order."""
+    return get_args(choice)
