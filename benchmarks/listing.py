@@ -21,7 +21,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 
 from videoclf.artifacts import MANIFEST_COLUMNS, SPLITS, clips_per_video  # noqa: E402
-from videoclf.data.extract import plan_shards  # noqa: E402
+from videoclf.data.shards import plan_shards  # noqa: E402
 from videoclf.data.splits import parse_members, select_classes, split_videos  # noqa: E402
 
 
@@ -53,8 +53,8 @@ def run(names: list[str]) -> dict[str, float]:
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     t["manifest"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    records = manifest.to_dict("records")
-    plan_shards(records, {s: clips_per_video(s, 3) for s in SPLITS}, 8 * 64 * 64 * 3, 256 << 20)
+    plan_shards(list(manifest.split), {s: clips_per_video(s, 3) for s in SPLITS},
+                8 * 64 * 64 * 3, 256 << 20)
     t["plan of shards"] = time.perf_counter() - t0
     return t
 

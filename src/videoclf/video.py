@@ -71,6 +71,15 @@ class Sampling:
         """Frames spanned by one clip."""
         return 1 + (self.n_frames - 1) * self.frame_step
 
+    @property
+    def clip_shape(self) -> tuple[int, int, int, int]:
+        """One stored clip: (frames, height, width, RGB), uint8."""
+        return (self.n_frames, self.height, self.width, 3)
+
+    @property
+    def clip_bytes(self) -> int:
+        return self.n_frames * self.height * self.width * 3
+
     def to_dict(self) -> dict:
         return asdict(self)
 

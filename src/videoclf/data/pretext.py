@@ -34,14 +34,14 @@ import numpy as np
 import pandas as pd
 
 from .. import video
-from ..artifacts import FRAMES_META, INDEX, INDEX_COLUMNS, clips_per_video, read_manifest
-from ..outputs import staged_dir, write_json, write_parquet
+from ..artifacts import INDEX, clips_per_video, read_manifest
+from ..outputs import write_json
 from ..params import DataParams, FramesParams, Params, PretrainParams, as_dict
 from ..pool import map_videos
 from ..seeding import derive_seed
 from . import readers
 from .download import check_space
-from .extract import plan_shards
+from .shards import FramesMeta, IndexRow, Slot, frames_layout, plan_shards, write_index, write_rows
 from .splits import DatasetError, Video, classify_member
 
 log = logging.getLogger(__name__)
@@ -148,35 +148,63 @@ def _unlabeled(data: DataParams, staging: Path, workers: int, report: dict) -> l
     return found
 
 
+@dataclass(frozen=True)
+class PretextExample:
+    """One pretext example: a (video, class) pair's clips, all at one frame step."""
+
+    name: str             # ``<pool name>#<class>``: the index's video column
+    cls: str
+    label: int
+    source: PoolVideo
+    split: str
+    step: int
+    reverse: bool         # arrow: the clip played backwards
+    starts: list[int]
+
+
+@dataclass(frozen=True)
+class VideoCut:
+    """One pool video for a worker: decoded once for all its examples' clips."""
+
+    path: Path
+    length: int
+    sampling: video.Sampling
+    folder: Path          # the staged pretext set, where the shards are
+    examples: list[tuple[PretextExample, Slot]]
+
+
+def _step(v: PoolVideo, p: PretrainParams, label: int, cls: str, fits: list[int]) -> int | None:
+    """The frame step of one class's clips of ``v``, or None when the video is too short."""
+    if p.task == "pace":
+        return p.frame_steps[label] if p.frame_steps[label] in fits else None
+    if not fits:
+        return None
+    rng = np.random.default_rng(derive_seed(p.seed, v.name, cls))
+    return fits[int(rng.integers(len(fits)))]
+
+
 def _entries(v: PoolVideo, split: str, p: PretrainParams, base: video.Sampling
-             ) -> list[dict]:
+             ) -> list[PretextExample]:
     """The pretext examples one video gives: (class, step, reversed, start frames)."""
     fits = [s for s in p.frame_steps
             if dataclasses.replace(base, frame_step=s).need <= v.length]
     k = clips_per_video(split, p.clips_per_video)
     out = []
     for label, cls in enumerate(task_classes(p)):
-        if p.task == "pace":
-            if p.frame_steps[label] not in fits:
-                continue
-            step = p.frame_steps[label]
-        else:
-            if not fits:
-                continue
-            rng = np.random.default_rng(derive_seed(p.seed, v.name, cls))
-            step = fits[int(rng.integers(len(fits)))]
+        step = _step(v, p, label, cls, fits)
+        if step is None:
+            continue
         sampling = dataclasses.replace(base, frame_step=step)
         key = f"{v.name}#{cls}"
         starts = (video.train_starts(v.length, k, sampling, p.seed, key) if split == "train"
                   else video.eval_starts(v.length, k, sampling))
-        out.append({"video": key, "class": cls, "label": label, "group": v.name,
-                    "split": split, "step": step, "reverse": p.task == "arrow" and label == 1,
-                    "starts": starts})
+        out.append(PretextExample(key, cls, label, v, split, step,
+                                  p.task == "arrow" and label == 1, starts))
     return out
 
 
 def plan(pool: list[PoolVideo], p: PretrainParams, base: video.Sampling
-         ) -> tuple[list[dict], list[dict]]:
+         ) -> tuple[list[PretextExample], list[dict]]:
     """Every pretext example (in a fixed order) and the videos too short for any."""
     names = sorted(v.name for v in pool)
     if len(names) < 2:
@@ -185,82 +213,75 @@ def plan(pool: list[PoolVideo], p: PretrainParams, base: video.Sampling
     rng = np.random.default_rng(derive_seed(p.seed, "pretext-val"))
     val = set(rng.choice(names, size=max(1, len(names) // VAL_SHARE), replace=False))
     by_name = {v.name: v for v in pool}
-    records, short = [], []
+    examples, short = [], []
     for name in names:
         got = _entries(by_name[name], "val" if name in val else "train", p, base)
         if not got:
             short.append({"member": name, "reason": f"{by_name[name].length} frames: shorter "
                           f"than a clip at step {p.frame_steps[0]}"})
-        records += [{**r, "_path": by_name[name].path, "_length": by_name[name].length}
-                    for r in got]
-    return records, short
+        examples += got
+    return examples, short
 
 
-def _cut(job: dict) -> str | None:
+def _cut(job: VideoCut) -> str | None:
     """Decode one video once and write all its pretext clips into their shard rows."""
-    base: video.Sampling = job["sampling"]
-    plans = [[video.clip_indices(job["length"], s, dataclasses.replace(base, frame_step=r["step"]))
-              for s in r["starts"]] for r in job["records"]]
+    base = job.sampling
+    plans = [[video.clip_indices(job.length, s, dataclasses.replace(base, frame_step=e.step))
+              for s in e.starts] for e, _ in job.examples]
     wanted = {i for clips in plans for clip in clips for i in clip if i is not None}
     try:
-        frames = video.read_frames(job["path"], wanted, base)
+        frames = video.read_frames(job.path, wanted, base)
     except video.VideoError as e:
         return str(e)
     black = np.zeros((base.height, base.width, 3), np.uint8)
-    for r, clips in zip(job["records"], plans):
+    for (example, slot), clips in zip(job.examples, plans):
         arr = np.stack([np.stack([frames[i] if i is not None else black for i in clip])
                         for clip in clips])
-        if r["reverse"]:
-            arr = arr[:, ::-1]
-        shard = np.load(job["dir"] / r["shard"], mmap_mode="r+")
-        shard[r["row"] : r["row"] + len(arr)] = arr
-        shard.flush()
-        del shard
+        write_rows(job.folder / slot.shard, slot.row, arr[:, ::-1] if example.reverse else arr)
     return None
+
+
+def _cuts(examples: list[PretextExample], slots: list[Slot], base: video.Sampling,
+          folder: Path) -> dict[str, VideoCut]:
+    """One job per pool video, its examples in plan order."""
+    cuts: dict[str, VideoCut] = {}
+    for e, slot in zip(examples, slots):
+        cuts.setdefault(e.source.name, VideoCut(e.source.path, e.source.length, base, folder,
+                                                [])).examples.append((e, slot))
+    return cuts
+
+
+def _log_counts(index: pd.DataFrame, p: PretrainParams) -> None:
+    counts = index.drop_duplicates("video").groupby(["split", "class"]).size()
+    log.info("pretrain: task %s, %d clips from %d videos (%s)", p.task, len(index),
+             index.group.nunique(), ", ".join(f"{c} {int(counts.get(('train', c), 0))}"
+                                              for c in task_classes(p)))
 
 
 def build_pretext(pool: list[PoolVideo], p: PretrainParams, frames: FramesParams,
                   out_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
-    """Write the pretext set into ``out_dir`` (as extract writes ``data/frames``); return its
-    index and the pool videos it could not use, with why."""
+    """Write the pretext set into ``out_dir`` (in extract's frames layout); return its index
+    and the pool videos it could not use, with why."""
     base = frames.sampling
-    records, short = plan(pool, p, base)
+    examples, short = plan(pool, p, base)
     per_video = {s: clips_per_video(s, p.clips_per_video) for s in ("train", "val", "test")}
-    clip_shape = (base.n_frames, base.height, base.width, 3)
-    where, shard_rows = plan_shards(records, per_video, int(np.prod(clip_shape)),
+    slots, shard_rows = plan_shards([e.split for e in examples], per_video, base.clip_bytes,
                                     frames.shard_mb * 2**20)
-    for r, (shard, row) in zip(records, where):
-        r["shard"], r["row"] = shard, row
-    classes = task_classes(p)
-    with staged_dir(out_dir) as tmp:
-        for name, n in shard_rows.items():
-            np.lib.format.open_memmap(tmp / name, mode="w+", dtype=np.uint8,
-                                      shape=(n, *clip_shape)).flush()
-        jobs: dict[str, dict] = {}
-        for r in records:
-            jobs.setdefault(r["group"], {"path": r["_path"], "length": r["_length"],
-                                         "sampling": base, "dir": tmp, "records": []}
-                            )["records"].append(r)
-        problems = map_videos(_cut, list(jobs.values()), frames.workers or os.cpu_count() or 1,
+    with frames_layout(out_dir, shard_rows, base) as tmp:
+        cuts = _cuts(examples, slots, base, tmp)
+        problems = map_videos(_cut, list(cuts.values()), frames.workers or os.cpu_count() or 1,
                               "pretext")
-        failed = {g: e for g, e in zip(jobs, problems) if e}
-        rows = [{"video": r["video"], "class": r["class"], "label": r["label"],
-                 "group": r["group"], "split": r["split"], "clip": c, "start": s,
-                 "shard": r["shard"], "row": r["row"] + c, "real_frames": base.n_frames}
-                for r in records if r["group"] not in failed for c, s in enumerate(r["starts"])]
-        index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-        if not (index.split == "val").any() or not (index.split == "train").any():
+        failed = {g: e for g, e in zip(cuts, problems) if e}
+        rows = [IndexRow(e.name, e.cls, e.label, e.source.name, e.split, c, s, slot.shard,
+                         slot.row + c, base.n_frames)
+                for e, slot in zip(examples, slots) if e.source.name not in failed
+                for c, s in enumerate(e.starts)]
+        if not {"train", "val"} <= {r.split for r in rows}:
             raise DatasetError("pretrain: the pool gives no pretext clip to train or to "
                                "validate on (too few or too short videos)")
-        write_parquet(tmp / INDEX, index)
-        write_json(tmp / FRAMES_META, {"sampling": base.to_dict(), "classes": classes,
-                                       "train_clips_per_video": p.clips_per_video})
-    skipped = short + [{"member": g, "reason": e} for g, e in failed.items()]
-    counts = index.drop_duplicates("video").groupby(["split", "class"]).size()
-    log.info("pretrain: task %s, %d clips from %d videos (%s)", p.task, len(index),
-             index.group.nunique(), ", ".join(f"{c} {int(counts.get(('train', c), 0))}"
-                                              for c in classes))
-    return index, skipped
+        index = write_index(tmp, rows, FramesMeta(base, task_classes(p), p.clips_per_video))
+    _log_counts(index, p)
+    return index, short + [{"member": g, "reason": e} for g, e in failed.items()]
 
 
 def _key(pool: list[PoolVideo], params: Params) -> str:
