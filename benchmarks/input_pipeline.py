@@ -35,7 +35,7 @@ from videoclf._tf import keras  # noqa: E402
 from videoclf.artifacts import read_index  # noqa: E402
 from videoclf.data.extract import extract  # noqa: E402
 from videoclf.params import load  # noqa: E402
-from videoclf.training.inputs import make_dataset  # noqa: E402
+from videoclf.training.inputs import Stream, make_dataset  # noqa: E402
 from videoclf.training.network import build_model  # noqa: E402
 
 
@@ -69,8 +69,9 @@ def main() -> None:
                                             args.frame_step)
         tutorial = len(sample) / (time.perf_counter() - t0)
 
-        ds = make_dataset(tmp / "frames", index, "train", batch_size=batch, training=True,
-                          seed=0, flip=True)
+        ds = make_dataset(tmp / "frames", index, "train", batch_size=batch,
+                      stream=Stream(seed=0, flip=True, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=1))
         # An epoch reads one of the K clips of each video: count what it yields (the old
         # figures divided by every stored clip, K = 3 times too many).
         per_epoch = sum(int(x.shape[0]) for x, _ in ds)  # also the warm-up: tracing, cache

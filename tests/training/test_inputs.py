@@ -2,7 +2,7 @@ import numpy as np
 
 from videoclf.artifacts import read_index as load_index
 from videoclf.data.extract import extract
-from videoclf.training.inputs import make_dataset
+from videoclf.training.inputs import Stream, make_dataset
 
 from helpers import project_params
 
@@ -14,7 +14,7 @@ def _epoch(ds):
 
 def test_eval_dataset_is_the_index_in_order(tiny_frames):
     index, meta = load_index(tiny_frames)
-    ds = make_dataset(tiny_frames, index, "val", batch_size=4, training=False)
+    ds = make_dataset(tiny_frames, index, "val", batch_size=4, stream=None)
     x, y = _epoch(ds)
     val = index[index.split == "val"].sort_values(["shard", "row"])
     assert x.dtype == np.uint8 and x.shape == (len(val), 4, 32, 32, 3)
@@ -31,8 +31,9 @@ def _epochs(ds, n):
 
 def test_training_reshuffles_flips_and_is_reproducible(tiny_frames):
     index, _ = load_index(tiny_frames)
-    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3, flip=True,
-                      epochs=2)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=3, flip=True, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=2))
     e1, e2 = _epochs(ds, 2)
     heads = index[(index.split == "train") & (index["clip"] == 0)]  # one clip per video an epoch
     n = len(heads)
@@ -44,13 +45,15 @@ def test_training_reshuffles_flips_and_is_reproducible(tiny_frames):
     assert all(c.tobytes() in originals for c in e1[0])
     flipped = sum(c.tobytes() not in {s.tobytes() for s in shard} for c in e1[0])
     assert 0 < flipped < n
-    again = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3,
-                         flip=True, epochs=2)
+    again = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=3, flip=True, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=2))
     a1, a2 = _epochs(again, 2)
     assert np.array_equal(a1[0], e1[0]) and np.array_equal(a2[0], e2[0])
     # An epoch depends on (seed, epoch) alone: epoch 1 on its own, as a resumed run makes it.
-    resumed = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3,
-                           flip=True, first_epoch=1, epochs=1)
+    resumed = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=3, flip=True, color=False, crop_area=1.0,
+                                    first_epoch=1, epochs=1))
     r1 = _epoch(resumed)
     assert np.array_equal(r1[0], e2[0]) and np.array_equal(r1[1], e2[1])
 
@@ -61,8 +64,9 @@ def test_random_pick_among_k_clips(tiny_videos, tiny_manifest, tmp_path):
     out = tmp_path / "f"
     extract(tiny_manifest, tiny_videos, out, p, sorted(tiny_manifest["class"].unique()))
     index, _ = load_index(out)
-    ds = make_dataset(out, index, "train", batch_size=64, training=True, seed=0, flip=False,
-                      epochs=4)
+    ds = make_dataset(out, index, "train", batch_size=64,
+                      stream=Stream(seed=0, flip=False, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=4))
     shard = np.load(out / "train-00000.npy")
     row_of = {c.tobytes(): i for i, c in enumerate(shard)}
     seen = set()
@@ -82,8 +86,9 @@ def test_flip_pairs_swap_the_labels_of_mirrored_clips(tiny_frames):
     classes = meta["classes"]
     mirror, ignored = mirror_labels(classes, [[classes[0], classes[1]], ["MoveLeft", "MoveRight"]])
     assert mirror == [1, 0, 2] and ignored == ["[MoveLeft, MoveRight]"]
-    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=3, flip=True,
-                      mirror=mirror, epochs=3)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=3, flip=True, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=3, mirror=mirror))
     train = index[index.split == "train"]
     shard = np.load(tiny_frames / "train-00000.npy")
     label_of = {shard[r].tobytes(): int(lab) for r, lab in zip(train.row, train.label)}
@@ -123,8 +128,9 @@ def test_color_changes_are_channel_orders_and_negatives_reproducibly(tiny_frames
             clip = shard[row][..., list(order)]
             variant_of[clip.tobytes()] = (int(label), v)
             variant_of[(255 - clip).tobytes()] = (int(label), v + 6)
-    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=5,
-                      color=True, epochs=3)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=5, flip=False, color=True, crop_area=1.0,
+                                    first_epoch=0, epochs=3))
     seen = set()
     for x, y in _epochs(ds, 3):
         for clip, label in zip(x, y):
@@ -133,10 +139,12 @@ def test_color_changes_are_channel_orders_and_negatives_reproducibly(tiny_frames
             assert label == want
             seen.add(v)
     assert len(seen) >= 4 and any(v >= 6 for v in seen) and any(v < 6 for v in seen)
-    again = _epochs(make_dataset(tiny_frames, index, "train", batch_size=4, training=True,
-                                 seed=5, color=True, epochs=3), 3)
-    resumed = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4, training=True,
-                                  seed=5, color=True, first_epoch=2, epochs=1))
+    again = _epochs(make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=5, flip=False, color=True, crop_area=1.0,
+                                    first_epoch=0, epochs=3)), 3)
+    resumed = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=5, flip=False, color=True, crop_area=1.0,
+                                    first_epoch=2, epochs=1)))
     first = _epochs(ds, 3)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))
     assert np.array_equal(resumed[0], first[2][0])
@@ -160,15 +168,18 @@ def test_balance_sample_repeats_smaller_classes_and_stays_reproducible(tiny_fram
     repeat, weights = class_balance(index, "sample")
     assert weights is None and repeat == [1] + [int(per_class[0])] * (len(per_class) - 1)
     assert steps(index, "train", 4, repeat) == -(-int(per_class[0]) * len(per_class) // 4)
-    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
-                      repeat=repeat, epochs=2)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=1, flip=False, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=2, repeat=repeat))
     (x1, y1), (x2, y2) = _epochs(ds, 2)
     assert np.bincount(y1).tolist() == [int(per_class[0])] * len(per_class)  # balanced
-    again = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
-                         repeat=repeat, epochs=2, first_epoch=0)
+    again = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=1, flip=False, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=2, repeat=repeat))
     assert np.array_equal(_epoch(again)[0], np.concatenate([x1, x2]))
-    resumed = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
-                           repeat=repeat, epochs=1, first_epoch=1)
+    resumed = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=1, flip=False, color=False, crop_area=1.0,
+                                    first_epoch=1, epochs=1, repeat=repeat))
     assert np.array_equal(_epoch(resumed)[0], x2)  # epoch 1 is the same when resumed at it
     milder, _ = class_balance(index, "sqrt")  # the square-root repeat factor
     assert milder == [1] + [max(1, round(int(per_class[0]) ** 0.5))] * (len(per_class) - 1)
@@ -184,8 +195,9 @@ def test_balance_weight_gives_inverse_frequency_sample_weights(tiny_frames):
     counts = np.bincount(heads.label)
     assert np.allclose(np.asarray(weights) * counts, len(heads) / len(counts))  # 1/n_c
     assert np.isclose(np.mean(np.asarray(weights)[heads.label]), 1.0)  # mean 1 per video
-    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=1,
-                      weights=weights)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=1, flip=False, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=1, weights=weights))
     for _x, y, w in ds:
         assert np.allclose(w.numpy(), np.asarray(weights)[y.numpy()])
 
@@ -217,13 +229,16 @@ def test_crops_zoom_into_one_box_for_the_whole_clip_reproducibly(tiny_frames):
     assert len(widths) > 3 and min(widths) < 0.95
 
     index, _ = load_index(tiny_frames)
-    ds = make_dataset(tiny_frames, index, "train", batch_size=4, training=True, seed=5,
-                      crop_area=0.5, epochs=2)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=5, flip=False, color=False, crop_area=0.5,
+                                    first_epoch=0, epochs=2))
     (x1, y1), (x2, _) = _epochs(ds, 2)
     plain, plain_y = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4,
-                                         training=True, seed=5, epochs=1))
+                      stream=Stream(seed=5, flip=False, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=1)))
     assert np.array_equal(y1, plain_y) and x1.shape == plain.shape
     assert sum(not np.array_equal(a, b) for a, b in zip(x1, plain)) > len(x1) // 2
-    resumed = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4, training=True,
-                                  seed=5, crop_area=0.5, first_epoch=1, epochs=1))
+    resumed = _epoch(make_dataset(tiny_frames, index, "train", batch_size=4,
+                      stream=Stream(seed=5, flip=False, color=False, crop_area=0.5,
+                                    first_epoch=1, epochs=1)))
     assert np.array_equal(resumed[0], x2)

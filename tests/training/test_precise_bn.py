@@ -88,7 +88,7 @@ def test_trained_model_carries_the_precise_statistics_of_its_weights(tiny_frames
     training batches (recomputing them changes nothing); with precise_bn_batches 0 they are
     Keras' moving averages, which differ."""
     from videoclf.artifacts import read_index
-    from videoclf.training.inputs import make_dataset
+    from videoclf.training.inputs import Stream, make_dataset
     from videoclf.training.modelio import load_model_dir
     from videoclf.training.precise_bn import PreciseBatchNorm, batchnorm_layers
     from videoclf.training.train import train
@@ -103,8 +103,9 @@ def test_trained_model_carries_the_precise_statistics_of_its_weights(tiny_frames
         stats[n] = [bn.moving_variance.numpy().copy() for bn in batchnorm_layers(model)]
     assert json.loads((tmp_path / "m2" / "train.json").read_text())["epochs_run"] == 2
     index, _ = read_index(tiny_frames)
-    ds = make_dataset(tiny_frames, index, "train", batch_size=2, training=True,
-                      seed=p.train.seed).take(2)
+    ds = make_dataset(tiny_frames, index, "train", batch_size=2,
+                      stream=Stream(seed=p.train.seed, flip=False, color=False, crop_area=1.0,
+                                    first_epoch=0, epochs=1)).take(2)
     cb = PreciseBatchNorm(ds)
     cb.set_model(model)  # the precise_bn_batches 0 model, recomputed as a 2-batch run does
     cb.recompute()

@@ -385,8 +385,11 @@ def open_source(data: DataParams, workers: int = 0) -> Source:
 def staging_key(data: DataParams) -> str:
     """A folder name for the staging area of one source, so two sources never mix files."""
     if data.source == "builtin":
-        # Clips staged by another version of the generator must not be reused.
-        code = hashlib.sha1(Path(generator.__file__).read_bytes()).hexdigest()
+        # Clips staged by another version of the generator (any file of its package: the
+        # context style, the class lists) must not be reused.
+        code = hashlib.sha1(b"".join(f.read_bytes() for f in
+                                     sorted(Path(generator.__file__).parent.glob("*.py")))
+                            ).hexdigest()
         what = f"builtin-{data.builtin_style}-{data.seed}-{code}"
     else:
         what = data.url

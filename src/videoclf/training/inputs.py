@@ -9,6 +9,7 @@ it is reproducible with parallel ``map`` and an epoch is the same in a resumed r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,52 +121,91 @@ def _heads(part: pd.DataFrame, repeat: Sequence[int] | None) -> pd.DataFrame:
     return heads
 
 
-def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_size: int,
-                 training: bool, seed: int = 0, flip: bool = False, color: bool = False,
-                 crop_area: float = 1.0, mirror: list[int] | None = None,
-                 first_epoch: int = 0, epochs: int = 1,
-                 cycle_length: int = 2, repeat: Sequence[int] | None = None,
-                 weights: Sequence[float] | None = None) -> tf.data.Dataset:
-    """Batches of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` for one split.
+@dataclass(frozen=True)
+class Stream:
+    """How a training split is read: the epochs ``first_epoch`` to ``first_epoch + epochs``,
+    one batch after another, with every random choice seeded by (``seed``, epoch). ``flip``,
+    ``color``, ``crop_area`` (``train.augment``); ``mirror``: the label of each class once
+    mirrored (``mirror_labels``); ``repeat`` and ``weights`` (``class_balance``): videos used
+    several times an epoch, or ``(x, y, sample_weight)`` batches; ``cycle_length``: shards
+    read at once."""
 
-    Training: the batches of ``epochs`` epochs from ``first_epoch`` on, one after the other
-    (``fit(..., steps_per_epoch=steps(...))`` reads them as epochs). Every random choice of
-    epoch ``e`` — shard order, clip order, which of the K clips of a video, the flip, the
-    colour change (``color``: ``_recolor``), the crop (``crop_area`` < 1: ``_crop``) — comes
-    from stateless ops seeded by ``(seed, e)`` alone, so epoch ``e`` is the same whether the
-    run started at epoch 0 or resumed at ``e`` after an interruption. ``mirror``: the label of
-    each class once mirrored (``mirror_labels``). ``repeat`` and ``weights``
-    (``class_balance``): videos used several times an epoch, or ``(x, y, sample_weight)``
-    batches. Otherwise: one pass in index order (clip 0 of each video).
-    """
-    frames_dir = Path(frames_dir)
-    part = index[index.split == split]
-    if part.empty:
-        raise ValueError(f"no clip of split {split!r} in the index")
-    k = int(part["clip"].max()) + 1 if training else 1
-    heads = _heads(part, repeat)
-    shards = sorted(heads.shard.unique())
-    base = tf.ragged.constant([heads.row[heads.shard == s].to_numpy(np.int64) for s in shards],
-                              dtype=tf.int64)
-    labels = tf.ragged.constant([heads.label[heads.shard == s].to_numpy(np.int32)
-                                 for s in shards], dtype=tf.int32)
-    paths = tf.constant([str(frames_dir / s) for s in shards])
-    first = np.load(frames_dir / shards[0], mmap_mode="r")
-    clip_shape = list(first.shape[1:])
-    n = len(shards)
-    cycle = min(cycle_length, n)
-    table = tf.constant(mirror if mirror is not None
-                        else np.arange(int(index.label.max()) + 1), tf.int32)
-    per_shard = int(heads.groupby("shard").size().max())
+    seed: int
+    flip: bool
+    color: bool
+    crop_area: float
+    first_epoch: int
+    epochs: int
+    mirror: Sequence[int] | None = None
+    repeat: Sequence[int] | None = None
+    weights: Sequence[float] | None = None
+    cycle_length: int = 2
 
-    def shard_clips(i, pick_seed):
-        arr = tf.numpy_function(_load_shard, [paths[i]], tf.uint8, stateful=False)
-        arr = tf.ensure_shape(arr, [None, *clip_shape])
-        rows = base[i]
+    @classmethod
+    def plain(cls, seed: int) -> Stream:
+        """One epoch in epoch 0's order, unaugmented: training clips as inference sees them."""
+        return cls(seed, flip=False, color=False, crop_area=1.0, first_epoch=0, epochs=1)
+
+
+@dataclass(frozen=True)
+class _Shards:
+    """The clips of one split, by shard: their first rows and labels, for tf.data."""
+
+    heads: pd.DataFrame
+    paths: tf.Tensor
+    rows: tf.RaggedTensor
+    labels: tf.RaggedTensor
+    clip_shape: list[int]
+    per_shard: int
+
+    @classmethod
+    def of(cls, frames_dir: Path, part: pd.DataFrame, repeat: Sequence[int] | None) -> _Shards:
+        heads = _heads(part, repeat)
+        shards = sorted(heads.shard.unique())
+        rows = tf.ragged.constant([heads.row[heads.shard == s].to_numpy(np.int64)
+                                   for s in shards], dtype=tf.int64)
+        labels = tf.ragged.constant([heads.label[heads.shard == s].to_numpy(np.int32)
+                                     for s in shards], dtype=tf.int32)
+        first = np.load(frames_dir / shards[0], mmap_mode="r")
+        return cls(heads, tf.constant([str(frames_dir / s) for s in shards]), rows, labels,
+                   list(first.shape[1:]), int(heads.groupby("shard").size().max()))
+
+    @property
+    def n(self) -> int:
+        return int(self.paths.shape[0])
+
+    def clips(self, i, k: int, pick_seed):
+        """Shard i's clips (one of each video's ``k``, picked by ``pick_seed``) and labels."""
+        arr = tf.numpy_function(_load_shard, [self.paths[i]], tf.uint8, stateful=False)
+        arr = tf.ensure_shape(arr, [None, *self.clip_shape])
+        rows = self.rows[i]
         if k > 1:
             rows = rows + tf.random.stateless_uniform(tf.shape(rows), seed=pick_seed, minval=0,
                                                       maxval=k, dtype=tf.int64)
-        return tf.data.Dataset.from_tensor_slices((tf.gather(arr, rows), labels[i]))
+        return tf.data.Dataset.from_tensor_slices((tf.gather(arr, rows), self.labels[i]))
+
+
+def _augmented(ds: tf.data.Dataset, stream: Stream, table: tf.Tensor, pair) -> tf.data.Dataset:
+    """The flip, then the colour change, then the crop, each with its own seeds (purposes
+    2, 3, 4), so turning one on leaves the others' draws as they were."""
+    if stream.flip:
+        ds = ds.enumerate().map(lambda j, xy: _flip(xy[0], xy[1], pair(2, j), table),
+                                num_parallel_calls=AUTOTUNE, deterministic=True)
+    if stream.color:
+        ds = ds.enumerate().map(lambda j, xy: (_recolor(xy[0], pair(3, j)), xy[1]),
+                                num_parallel_calls=AUTOTUNE, deterministic=True)
+    if stream.crop_area < 1.0:
+        ds = ds.enumerate().map(lambda j, xy: (_crop(xy[0], pair(4, j), stream.crop_area),
+                                               xy[1]),
+                                num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds
+
+
+def _epoch_fn(shards: _Shards, stream: Stream | None, k: int, table: tf.Tensor,
+              batch_size: int):
+    """The batches of one epoch (a tensor), shuffled and augmented when ``stream`` is set."""
+    seed = stream.seed if stream else 0
+    cycle = min(stream.cycle_length if stream else 2, shards.n)
 
     def one_epoch(epoch):
         # Seeds of this epoch: (seed, epoch, purpose), as stateless seed pairs.
@@ -173,41 +213,59 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
             return tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch,
                              tf.cast(purpose, tf.int64) * 1_000_003 + tf.cast(j, tf.int64)])
 
-        ids = tf.data.Dataset.range(n)
-        if training:
-            ids = ids.shuffle(n, seed=tf.cast(seed, tf.int64) * 7919 + epoch,
+        ids = tf.data.Dataset.range(shards.n)
+        if stream:
+            ids = ids.shuffle(shards.n, seed=tf.cast(seed, tf.int64) * 7919 + epoch,
                               reshuffle_each_iteration=False)
         ids = ids.map(lambda i: (i, pair(1, i)))
-        ds = ids.interleave(shard_clips, cycle_length=cycle, num_parallel_calls=AUTOTUNE,
-                            deterministic=True)
-        if training:
-            ds = ds.shuffle(min(len(heads), per_shard * cycle),
+        ds = ids.interleave(lambda i, s: shards.clips(i, k, s), cycle_length=cycle,
+                            num_parallel_calls=AUTOTUNE, deterministic=True)
+        if stream:
+            ds = ds.shuffle(min(len(shards.heads), shards.per_shard * cycle),
                             seed=tf.cast(seed + 1, tf.int64) * 7919 + epoch,
                             reshuffle_each_iteration=False)
-            if flip:
-                ds = ds.enumerate().map(
-                    lambda j, xy: _flip(xy[0], xy[1], pair(2, j), table),
-                    num_parallel_calls=AUTOTUNE, deterministic=True)
-            if color:
-                ds = ds.enumerate().map(
-                    lambda j, xy: (_recolor(xy[0], pair(3, j)), xy[1]),
-                    num_parallel_calls=AUTOTUNE, deterministic=True)
-            if crop_area < 1.0:
-                ds = ds.enumerate().map(
-                    lambda j, xy: (_crop(xy[0], pair(4, j), crop_area), xy[1]),
-                    num_parallel_calls=AUTOTUNE, deterministic=True)
+            ds = _augmented(ds, stream, table, pair)
         return ds.batch(batch_size)
 
-    if training:
-        ds = tf.data.Dataset.range(first_epoch, first_epoch + epochs).flat_map(one_epoch)
-        batches = steps(index, split, batch_size, repeat) * epochs
+    return one_epoch
+
+
+def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_size: int,
+                 stream: Stream | None) -> tf.data.Dataset:
+    """Batches of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` for one split.
+
+    ``stream`` (training): the batches of its epochs one after the other (``fit(...,
+    steps_per_epoch=steps(...))`` reads them as epochs). Every random choice of epoch ``e``
+    — shard order, clip order, which of the K clips of a video, the flip, the colour change
+    (``_recolor``), the crop (``_crop``) — comes from stateless ops seeded by ``(seed, e)``
+    alone, so epoch ``e`` is the same whether the run started at epoch 0 or resumed at ``e``
+    after an interruption. ``None``: one pass in index order (clip 0 of each video).
+    """
+    frames_dir = Path(frames_dir)
+    part = index[index.split == split]
+    if part.empty:
+        raise ValueError(f"no clip of split {split!r} in the index")
+    shards = _Shards.of(frames_dir, part, stream.repeat if stream else None)
+    k = int(part["clip"].max()) + 1 if stream else 1
+    mirror = stream.mirror if stream and stream.mirror is not None else None
+    table = tf.constant(mirror if mirror is not None
+                        else np.arange(int(index.label.max()) + 1), tf.int32)
+    one_epoch = _epoch_fn(shards, stream, k, table, batch_size)
+    if stream:
+        ds = tf.data.Dataset.range(stream.first_epoch, stream.first_epoch + stream.epochs
+                                   ).flat_map(one_epoch)
+        batches = steps(index, split, batch_size, stream.repeat) * stream.epochs
+        if stream.weights is not None:  # of the label each clip trains with (mirrored too)
+            w = tf.constant(stream.weights, tf.float32)
+            ds = ds.map(lambda x, y: (x, y, tf.gather(w, y)), num_parallel_calls=AUTOTUNE,
+                        deterministic=True)
     else:
         ds = one_epoch(tf.constant(0, tf.int64))
         batches = steps(index, split, batch_size)
-    if weights is not None:  # of the label each clip trains with (a mirrored one included)
-        w = tf.constant(weights, tf.float32)
-        ds = ds.map(lambda x, y: (x, y, tf.gather(w, y)), num_parallel_calls=AUTOTUNE,
-                    deterministic=True)
+    return _finish(ds, batches)
+
+
+def _finish(ds: tf.data.Dataset, batches: int) -> tf.data.Dataset:
     # A known length lets Keras show progress and end epochs without a warning.
     ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()

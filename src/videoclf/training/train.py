@@ -35,7 +35,7 @@ from ..outputs import staged_dir, write_json
 from ..params import ModelParams, TrainParams, as_dict
 from ..video import Sampling
 from .callbacks import Checkpoint, Throughput
-from .inputs import class_balance, make_dataset, mirror_labels, steps
+from .inputs import Stream, class_balance, make_dataset, mirror_labels, steps
 from .keras_compat import multi_worker_fit
 from .modelio import save_model_dir
 from .network import (
@@ -204,19 +204,18 @@ def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: Tra
         log.info("train: balance weight: loss weights %.2f-%.2f by class",
                  min(w for w in weights if w), max(weights))
     per_epoch = steps(index, "train", global_batch, repeat)
-    train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, training=True,
-                            seed=train_params.seed, flip=augment.flip, mirror=mirror,
-                            color=augment.color, crop_area=augment.crop_area,
-                            first_epoch=min(first_epoch, epochs - 1),
-                            epochs=max(1, epochs - first_epoch), repeat=repeat,
-                            weights=weights)
-    val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, training=False)
+    stream = Stream(train_params.seed, augment.flip, augment.color, augment.crop_area,
+                    first_epoch=min(first_epoch, epochs - 1),
+                    epochs=max(1, epochs - first_epoch), mirror=mirror, repeat=repeat,
+                    weights=weights)
+    train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, stream=stream)
+    val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, stream=None)
     # The batches BatchNorm's statistics are recomputed on before each validation: the first
     # training clips in epoch 0's order, unaugmented as inference sees clips; the same every
     # epoch and every run.
     n_precise = min(train_params.precise_bn_batches, steps(index, "train", global_batch))
     precise_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch,
-                              training=True, seed=train_params.seed).take(n_precise)
+                              stream=Stream.plain(train_params.seed)).take(n_precise)
     return _Inputs(index, meta["classes"], Sampling(**meta["sampling"]), global_batch,
                    per_epoch, train_ds, val_ds, precise_ds if n_precise else None)
 

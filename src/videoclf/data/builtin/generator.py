@@ -174,14 +174,12 @@ def _shape_points(kind: int, cx: float, cy: float, size: float, angle: float) ->
     return (pts @ rot.T * size + [cx, cy]).round().astype(np.int32)
 
 
-def _object_frames(cls: str, group_scene: np.ndarray, seed: int, group: int,
-                   rng: np.random.Generator, n: int) -> np.ndarray:
-    """A still view of the group's scene, the class's actor and an independent distractor."""
-    # The group's actor: shape and colour fixed per group (as a UCF101 group's actor).
-    g_rng = np.random.default_rng(derive_seed(seed, "actor", cls, group))
-    kind = int(g_rng.integers(0, 2))
-    color = tuple(int(c) for c in g_rng.integers(0, 256, 3))
-    # The clip's camera: a fixed crop of the scene, at its own zoom and brightness.
+_MARGIN = 30.0  # object style: the actor and the distractor stay this far from the border
+
+
+def _object_view(group_scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The clip's camera on the group's scene: a fixed crop at its own zoom and brightness,
+    softer than the scene styles' view (the actor must stay visible), still textured."""
     zoom = math.exp(rng.uniform(*np.log((0.8, 1.6))))
     cx, cy = rng.uniform(0, _TILE[0]), rng.uniform(0, _TILE[1])
     m = cv2.getRotationMatrix2D((cx, cy), rng.uniform(-10, 10), zoom)
@@ -189,33 +187,38 @@ def _object_frames(cls: str, group_scene: np.ndarray, seed: int, group: int,
     m[1, 2] += HEIGHT / 2 - cy
     background = cv2.warpAffine(group_scene, m, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_WRAP)
-    # Softer than the scene styles' view (the actor must stay visible), still textured.
-    background = cv2.addWeighted(background, rng.uniform(0.45, 0.6), np.full_like(background, 128),
-                                 0.0, rng.uniform(40, 70))
+    return cv2.addWeighted(background, rng.uniform(0.45, 0.6), np.full_like(background, 128),
+                           0.0, rng.uniform(40, 70))
+
+
+def _move(cls: str, rng: np.random.Generator, n: int, x: np.ndarray, y: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """MoveLeft/Right/Up/Down: constant speed across most of the view."""
     t = np.arange(n, dtype=np.float64)
-    size = np.full(n, rng.uniform(10, 15))  # half-length in pixels at 320x240
+    horizontal = cls in ("MoveLeft", "MoveRight")
+    extent = (WIDTH if horizontal else HEIGHT) - 2 * _MARGIN
+    speed = rng.uniform(0.6, 0.9) * extent / max(1, n - 1)
+    sign = 1.0 if cls in ("MoveRight", "MoveDown") else -1.0
+    start = _MARGIN if sign > 0 else _MARGIN + extent
+    start += sign * rng.uniform(0, extent - speed * (n - 1))
+    return (start + sign * speed * t, y) if horizontal else (x, start + sign * speed * t)
+
+
+def _object_motion(cls: str, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """The actor per frame: x, y, half-size (pixels at 320x240), angle, visible."""
+    size = np.full(n, rng.uniform(10, 15))
     angle = np.full(n, rng.uniform(0, 360))
     visible = np.ones(n, bool)
-    margin = 30.0
-    x0, y0 = rng.uniform(margin, WIDTH - margin), rng.uniform(margin, HEIGHT - margin)
+    x0, y0 = rng.uniform(_MARGIN, WIDTH - _MARGIN), rng.uniform(_MARGIN, HEIGHT - _MARGIN)
     x, y = np.full(n, x0), np.full(n, y0)
     if cls in ("MoveLeft", "MoveRight", "MoveUp", "MoveDown"):
-        horizontal = cls in ("MoveLeft", "MoveRight")
-        extent = (WIDTH if horizontal else HEIGHT) - 2 * margin
-        speed = rng.uniform(0.6, 0.9) * extent / max(1, n - 1)
-        sign = 1.0 if cls in ("MoveRight", "MoveDown") else -1.0
-        start = margin if sign > 0 else margin + extent
-        start += sign * rng.uniform(0, extent - speed * (n - 1))
-        if horizontal:
-            x = start + sign * speed * t
-        else:
-            y = start + sign * speed * t
+        x, y = _move(cls, rng, n, x, y)
     elif cls in ("Grow", "Shrink"):
-        lo, hi = math.log(6.0), math.log(26.0)
-        sweep = np.linspace(lo, hi, n)
+        sweep = np.linspace(math.log(6.0), math.log(26.0), n)
         size = np.exp(sweep if cls == "Grow" else sweep[::-1])
     elif cls in ("SpinCW", "SpinCCW"):
-        angle = angle + (1.0 if cls == "SpinCW" else -1.0) * rng.uniform(2.0, 4.0) * t
+        turn = (1.0 if cls == "SpinCW" else -1.0) * rng.uniform(2.0, 4.0)
+        angle = angle + turn * np.arange(n, dtype=np.float64)
     elif cls == "Blink":
         period = int(rng.integers(8, 16))
         visible = (np.arange(n) // period) % 2 == 0
@@ -224,19 +227,39 @@ def _object_frames(cls: str, group_scene: np.ndarray, seed: int, group: int,
         y = y0 + rng.normal(0, 0.8, n)
     else:
         raise ValueError(f"unknown built-in class {cls!r}")
-    # The distractor: another small shape on a smooth random walk, whatever the class.
-    d_color = tuple(int(c) for c in rng.integers(0, 256, 3))
-    d_kind = int(rng.integers(0, 2))
-    vel = np.cumsum(rng.normal(0, 0.15, (n, 2)), axis=0)
-    vel = np.clip(vel, -1.5, 1.5)
-    d = np.array([rng.uniform(margin, WIDTH - margin), rng.uniform(margin, HEIGHT - margin)])
+    return x, y, size, angle, visible
+
+
+def _reflect(v: np.ndarray, extent: float) -> np.ndarray:
+    """Positions folded back into [margin, margin + extent] (bouncing off the borders)."""
+    return _MARGIN + np.abs(np.mod(v - _MARGIN, 2 * extent) - extent)
+
+
+def _distractor(rng: np.random.Generator, n: int) -> tuple:
+    """Another small shape on a smooth random walk, whatever the class: kind, colour, centres
+    per frame, half-size, angles per frame."""
+    color = tuple(int(c) for c in rng.integers(0, 256, 3))
+    kind = int(rng.integers(0, 2))
+    vel = np.clip(np.cumsum(rng.normal(0, 0.15, (n, 2)), axis=0), -1.5, 1.5)
+    d = np.array([rng.uniform(_MARGIN, WIDTH - _MARGIN), rng.uniform(_MARGIN, HEIGHT - _MARGIN)])
     d = d + np.cumsum(vel, axis=0)
-    d[:, 0] = margin + np.abs(np.mod(d[:, 0] - margin, 2 * (WIDTH - 2 * margin))
-                              - (WIDTH - 2 * margin))
-    d[:, 1] = margin + np.abs(np.mod(d[:, 1] - margin, 2 * (HEIGHT - 2 * margin))
-                              - (HEIGHT - 2 * margin))
-    d_size = rng.uniform(7, 11)
-    d_angle = rng.uniform(0, 360) + np.cumsum(rng.normal(0, 1.0, n))
+    d[:, 0] = _reflect(d[:, 0], WIDTH - 2 * _MARGIN)
+    d[:, 1] = _reflect(d[:, 1], HEIGHT - 2 * _MARGIN)
+    size = rng.uniform(7, 11)
+    angle = rng.uniform(0, 360) + np.cumsum(rng.normal(0, 1.0, n))
+    return kind, color, d, size, angle
+
+
+def _object_frames(cls: str, group_scene: np.ndarray, seed: int, group: int,
+                   rng: np.random.Generator, n: int) -> np.ndarray:
+    """A still view of the group's scene, the class's actor and an independent distractor."""
+    # The group's actor: shape and colour fixed per group (as a UCF101 group's actor).
+    g_rng = np.random.default_rng(derive_seed(seed, "actor", cls, group))
+    kind = int(g_rng.integers(0, 2))
+    color = tuple(int(c) for c in g_rng.integers(0, 256, 3))
+    background = _object_view(group_scene, rng)
+    x, y, size, angle, visible = _object_motion(cls, rng, n)
+    d_kind, d_color, d, d_size, d_angle = _distractor(rng, n)
     frames = np.empty((n, HEIGHT, WIDTH, 3), np.uint8)
     for i in range(n):
         f = background.copy()
