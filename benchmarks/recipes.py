@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import overrides, project_params  # noqa: E402
-from videoclf.artifacts import read_classes, read_manifest  # noqa: E402
+from videoclf.artifacts import TrainSummary, read_classes, read_manifest  # noqa: E402
 from videoclf.data.builtin.styles import STYLES  # noqa: E402
 from videoclf.params import as_dict  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
@@ -75,19 +75,20 @@ def main() -> None:
     run = args.work / f"run-{backup_key(frames, p.model, p.train)}-{_key(p.evaluate)}"
     done = run / "done.json"
     if done.exists():
-        summary, t_train = json.loads(done.read_text())
+        kept, t_train = json.loads(done.read_text())
+        summary = TrainSummary(**kept)
     else:
         t1 = time.perf_counter()
         summary = train(frames, run / "model", run / "live", p.model, p.train,
                         clips_per_video=p.evaluate.clips_per_video, flip_test=p.evaluate.flip)
         t_train = time.perf_counter() - t1
-        done.write_text(json.dumps([summary, t_train]))
+        done.write_text(json.dumps([summary.to_dict(), t_train]))
     # As the evaluate stage does: the predictor (predict_on_batch), not the model called
     # directly, which runs BatchNorm on the batch's statistics.
     predict, info = load_predictor(run / "model")
     m = evaluate(predict, info, read_manifest(videos), videos, run / "metrics", p.evaluate)
     sets = " ".join(f"-S {s}" for s in args.sets) or "(defaults)"
-    print(f"| {args.style} | {args.name or sets} | {summary['kept_val_accuracy']:.2f} | "
+    print(f"| {args.style} | {args.name or sets} | {summary.kept_val_accuracy:.2f} | "
           f"{m['accuracy']:.2f} | {t_train / 60:.1f} | {t_data / 60:.1f} | `{sets}` |",
           flush=True)
 

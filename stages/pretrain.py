@@ -23,9 +23,9 @@ def main(p, a) -> None:
     info = fit_pretext(work, a.pretrained, a.live, p, report)
     pretext.clean(a.pretrained.parent)
     log.info("pretrain: %s on %d train + %d unlabeled videos; pretext val accuracy %.3f; "
-             "%d file(s) skipped or left out (in %s)", info["task"], info["train_videos"],
-             info["unlabeled_videos"], info["best_val_accuracy"],
-             len(info["skipped"]) + len(info["left_out"]), a.pretrained / "pretrain.json")
+             "%d file(s) skipped or left out (in %s)", info.task, report.train_videos,
+             report.unlabeled_videos, info.best_val_accuracy,
+             len(report.skipped) + len(report.left_out), a.pretrained / "pretrain.json")
 
 
 if __name__ == "__main__":

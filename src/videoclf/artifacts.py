@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
@@ -305,14 +305,77 @@ def read_model_info(model_dir: Path) -> ModelInfo:
     return ModelInfo(labels, sampling, k, str(runs[INFERENCE]), flip)
 
 
-def read_train_info(model_dir: Path) -> dict:
+@dataclass(frozen=True)
+class TrainSummary:
+    """``train.json``, the train stage's summary: the epochs run, the epoch of the lowest
+    validation loss (``best_*``) and the one the model keeps (``kept_*``, what
+    ``dvc metrics diff`` should compare), the runtime, and the SHA-256 of the file the
+    weights started from (``model.init`` or the pretrain stage's), when one did."""
+
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    best_val_accuracy: float
+    restored_best: bool
+    kept_epoch: int
+    kept_val_loss: float
+    kept_val_accuracy: float
+    runtime: str
+    init_sha256: str | None = None
+    pretrained_sha256: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def write_train_info(model_dir: Path, summary: TrainSummary) -> None:
+    write_json(Path(model_dir) / TRAIN_INFO, summary.to_dict())
+
+
+def read_train_info(model_dir: Path) -> TrainSummary:
     """The train stage's summary (epochs run, best epoch, runtime), checked."""
     where = Path(model_dir) / TRAIN_INFO
     info = _json(where, "written by the train stage")
+    keys = {f.name for f in fields(TrainSummary)}
     if not (isinstance(info, dict) and isinstance(info.get("best_epoch"), int)
-            and isinstance(info.get("restored_best"), bool)):
+            and isinstance(info.get("restored_best"), bool) and set(info) <= keys):
         raise ArtifactError(f"{where}: not the train stage's summary (rerun train)")
-    return info
+    try:
+        return TrainSummary(**info)
+    except TypeError:
+        raise ArtifactError(f"{where}: not the train stage's summary (rerun train)") from None
+
+
+@dataclass
+class PoolReport:
+    """What the pretrain stage's pool holds: the train split's videos, the new unlabeled
+    ones, and every file left out (not a video, or a copy) or skipped (broken), with why."""
+
+    train_videos: int
+    unlabeled_videos: int = 0
+    left_out: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PretrainInfo:
+    """``pretrain.json``: the pretext task's fit and its pool (``{"epochs": 0}`` when off)."""
+
+    epochs: int
+    task: str | None = None
+    best_val_accuracy: float | None = None
+    pool: PoolReport | None = None
+
+    def to_dict(self) -> dict:
+        head = {"epochs": self.epochs}
+        if self.pool is None:
+            return head
+        return {**head, "task": self.task, "best_val_accuracy": self.best_val_accuracy,
+                **asdict(self.pool)}
+
+
+def write_pretrain_info(folder: Path, info: PretrainInfo) -> None:
+    write_json(Path(folder) / PRETRAIN_INFO, info.to_dict())
 
 
 def read_pretrained(pretrained_dir: Path) -> Path | None:

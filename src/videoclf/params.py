@@ -327,6 +327,23 @@ class PretrainParams:
     batch_size: int = _key(_int(1, 4096))
     learning_rate: float = _key(_float(0.0, 1.0))
     seed: int = _key(_int(0, 2**32 - 1))
+    weight_decay: float = _key(_float(0.0, 10.0, with_lo=True))
+    lr_schedule: LrSchedule = _key(_choice(LrSchedule))
+    augment: AugmentParams = _nested()
+    balance: Balance = _key(_choice(Balance))
+    mixed_precision: AutoOrBool = _key(_choice(AutoOrBool))
+    jit_compile: AutoOrBool = _key(_choice(AutoOrBool))
+    distribute: Distribute = _key(_choice(Distribute))
+    precise_bn_batches: int = _key(_int(0, 100000))
+    restore_best: bool = _key(_bool)
+    early_stopping_patience: int = _key(_int(0, 10000))
+    deterministic: bool = _key(_bool)
+
+    def as_train(self) -> TrainParams:
+        """The fit of the pretext task as train's block: every key but ``frame_steps``,
+        ``task`` and ``clips_per_video`` (the pretext set's) is the train key of its name."""
+        keys = {f.name for f in dataclasses.fields(TrainParams)}
+        return TrainParams(**{k: v for k, v in vars(self).items() if k in keys})
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,9 @@ def test_the_pool_is_the_train_split_and_the_new_videos_never_val_or_test(pool, 
     train = {f"videos/{v}" for v in tiny_manifest[tiny_manifest.split == "train"].video}
     assert train <= names
     assert names - train == {"unlabeled/rec1.avi", "unlabeled/day2/rec2.avi"}
-    assert report["train_videos"] == len(train) and report["unlabeled_videos"] == 2
+    assert report.train_videos == len(train) and report.unlabeled_videos == 2
     # every file of the folder is in the pool or named, with why
-    reasons = {r["member"]: r["reason"] for r in report["left_out"] + report["skipped"]}
+    reasons = {r["member"]: r["reason"] for r in report.left_out + report.skipped}
     every = {f"unlabeled/{f.relative_to(folder).as_posix()}" for f in folder.rglob("*")
              if f.is_file()}
     assert every == (names - train) | set(reasons)

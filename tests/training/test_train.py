@@ -49,7 +49,7 @@ def test_same_params_same_weights(tiny_frames, tiny_params, tmp_path):
                         p.train, clips_per_video=1)
         model, _ = load_model_dir(tmp_path / run)
         weights.append(model.get_weights())
-        assert summary["epochs_run"] == 2
+        assert summary.epochs_run == 2
     for a, b in zip(*weights):
         assert np.array_equal(a, b)
     for name in ("model.keras", "train.json", "labels.json", "sampling.json", "inference.json"):
@@ -60,9 +60,9 @@ def test_same_params_same_weights(tiny_frames, tiny_params, tmp_path):
     live = json.loads((tmp_path / "live-a" / "metrics.json").read_text())
     val = pd.read_csv(tmp_path / "live-a" / "plots" / "metrics" / "eval" / "accuracy.tsv",
                       sep="\t")
-    assert summary["kept_epoch"] == 2 and live["kept"]["kept_epoch"] == 2
-    assert summary["kept_val_accuracy"] == pytest.approx(val.accuracy.iloc[-1])
-    assert live["kept"]["kept_val_loss"] == pytest.approx(summary["kept_val_loss"])
+    assert summary.kept_epoch == 2 and live["kept"]["kept_epoch"] == 2
+    assert summary.kept_val_accuracy == pytest.approx(val.accuracy.iloc[-1])
+    assert live["kept"]["kept_val_loss"] == pytest.approx(summary.kept_val_loss)
 
 
 def _cpu_only_env() -> dict:
@@ -103,7 +103,7 @@ def test_multi_worker_mirrored_strategy_on_two_processes(tiny_frames, tmp_path):
         # each worker's own (Keras' BatchNormalization is not synchronised by default).
         digest = hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.trainable_weights)
                                 ).hexdigest()
-        print(json.dumps({{"runtime": s["runtime"], "weights": digest}}))
+        print(json.dumps({{"runtime": s.runtime, "weights": digest}}))
     """)
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
@@ -153,7 +153,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_frames, tiny_videos, tmp_pat
         videos = Path(r"{tiny_videos}")
         m = evaluate(predict, info, pd.read_parquet(videos / "manifest.parquet"),
                      videos, out / "metrics", p.evaluate, workers=1)
-        print(json.dumps({{"runtime": s["runtime"], "test_videos": m["test_videos"]}}))
+        print(json.dumps({{"runtime": s.runtime, "test_videos": m["test_videos"]}}))
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=600, cwd=ROOT, env=_cpu_only_env())
@@ -218,7 +218,7 @@ def test_warm_start_same_classes_and_new_classes(tiny_model, tiny_frames, tiny_p
               clips_per_video=1)
     import hashlib
 
-    assert s["init_sha256"] == hashlib.sha256((tiny_model / "model.keras").read_bytes()
+    assert s.init_sha256 == hashlib.sha256((tiny_model / "model.keras").read_bytes()
                                               ).hexdigest()
 
 
@@ -262,8 +262,8 @@ def test_balanced_training_and_pathway_heads_run_through_fit(tiny_frames, tmp_pa
                                   "fusion": fusion}})
     s = train(tiny_frames, tmp_path / "m", tmp_path / "live", p.model, p.train,
               clips_per_video=1)
-    assert s["epochs_run"] == 1 and np.isfinite(s["best_val_loss"])
-    assert 0 <= s["best_val_accuracy"] <= 1
+    assert s.epochs_run == 1 and np.isfinite(s.best_val_loss)
+    assert 0 <= s.best_val_accuracy <= 1
     saved = load_keras(tmp_path / "m" / "model.keras")
     plain = build_model(p.model, read_model_info(tmp_path / "m").sampling, 3)
     assert architecture(saved) == architecture(plain) and saved.output.shape[-1] == 3

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import video
-from ..artifacts import INDEX, clips_per_video, read_manifest
+from ..artifacts import INDEX, PoolReport, clips_per_video, read_manifest
 from ..outputs import write_json
 from ..params import DataParams, FramesParams, Params, PretrainParams, as_dict
 from ..pool import map_videos
@@ -86,7 +86,7 @@ def _check(job: tuple[str, Path, float]) -> tuple[str, int, str | None, str]:
 
 
 def gather_pool(videos_dir: Path, data: DataParams, staging: Path, workers: int
-                ) -> tuple[list[PoolVideo], dict]:
+                ) -> tuple[list[PoolVideo], PoolReport]:
     """The pool and its report (counts, and every file left out or skipped, with why). Pool
     names: ``videos/<path in data/videos>`` and ``unlabeled/<member of the source>``."""
     manifest = read_manifest(videos_dir)
@@ -95,26 +95,26 @@ def gather_pool(videos_dir: Path, data: DataParams, staging: Path, workers: int
     train = manifest[manifest.split == "train"]
     pool = [PoolVideo(f"videos/{v}", Path(videos_dir) / v, int(n), _sha256(Path(videos_dir) / v))
             for v, n in zip(train.video, train.frames)]
-    report: dict = {"train_videos": len(pool), "unlabeled_videos": 0, "left_out": [],
-                    "skipped": []}
+    report = PoolReport(train_videos=len(pool))
     if data.unlabeled_url:
         found = _unlabeled(data, staging, workers, report)
         seen = {p.sha256: p.name for p in pool}
         for p in found:
             if p.sha256 in held_out:
-                report["left_out"].append({"member": p.name, "reason": "the bytes of "
+                report.left_out.append({"member": p.name, "reason": "the bytes of "
                                            f"{held_out[p.sha256]} (val/test): never pretrained on"})
             elif p.sha256 in seen:
-                report["left_out"].append({"member": p.name,
+                report.left_out.append({"member": p.name,
                                            "reason": f"the bytes of {seen[p.sha256]}: used once"})
             else:
                 seen[p.sha256] = p.name
                 pool.append(p)
-                report["unlabeled_videos"] += 1
+                report.unlabeled_videos += 1
     return pool, report
 
 
-def _unlabeled(data: DataParams, staging: Path, workers: int, report: dict) -> list[PoolVideo]:
+def _unlabeled(data: DataParams, staging: Path, workers: int, report: PoolReport
+               ) -> list[PoolVideo]:
     """Every video file of ``data.unlabeled_url``, fetched and decoded once; the rest reported."""
     as_source = dataclasses.replace(data, source="url", url=data.unlabeled_url)
     try:
@@ -126,25 +126,25 @@ def _unlabeled(data: DataParams, staging: Path, workers: int, report: dict) -> l
             if verdict is None:
                 candidates.append(Video(member=name, cls="", group=name, clip=0))
             elif verdict[0] != "folder":
-                into = "skipped" if verdict[0] == "refused" else "left_out"
-                report[into].append({"member": f"unlabeled/{name}", "reason": verdict[1]})
+                into = report.skipped if verdict[0] == "refused" else report.left_out
+                into.append({"member": f"unlabeled/{name}", "reason": verdict[1]})
         where = staging / readers.staging_key(as_source)
         check_space(src.declared_bytes(candidates), staging, data.max_total_mb)
         where.mkdir(parents=True, exist_ok=True)
         got, failed = src.fetch(candidates, where)
     except DatasetError as e:
         raise DatasetError(str(e).replace("data.url", "data.unlabeled_url")) from None
-    report["skipped"] += [{**r, "member": f"unlabeled/{r['member']}"}
+    report.skipped += [{**r, "member": f"unlabeled/{r['member']}"}
                           for r in failed + src.refused()]
     jobs = [(v.member, got[v.member], data.min_decodable) for v in candidates if v.member in got]
     found = []
     for name, length, problem, sha in map_videos(_check, jobs, workers, "check"):
         if problem:
-            report["skipped"].append({"member": f"unlabeled/{name}", "reason": problem})
+            report.skipped.append({"member": f"unlabeled/{name}", "reason": problem})
         else:
             found.append(PoolVideo(f"unlabeled/{name}", got[name], length, sha))
     log.info("pretrain: %s: %d videos usable, %d skipped, %d other files left out",
-             src.describe(), len(found), len(report["skipped"]), len(report["left_out"]))
+             src.describe(), len(found), len(report.skipped), len(report.left_out))
     return found
 
 
@@ -292,7 +292,7 @@ def _key(pool: list[PoolVideo], params: Params) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare(videos_dir: Path, params: Params, root: Path) -> tuple[Path, dict]:
+def prepare(videos_dir: Path, params: Params, root: Path) -> tuple[Path, PoolReport]:
     """The pretext set under ``root/.pretext`` (reused when an interrupted run built it from
     the same pool and params, so a resumed fit finds the same shards) and the pool report."""
     staging = Path(root) / STAGING
@@ -302,7 +302,7 @@ def prepare(videos_dir: Path, params: Params, root: Path) -> tuple[Path, dict]:
         shutil.rmtree(work.parent, ignore_errors=True)  # another pool's set, or half of one
         _, short = build_pretext(pool, params.pretrain, params.frames, work)
         write_json(work.parent / SHORT, short)
-    report["skipped"] += json.loads((work.parent / SHORT).read_text())
+    report.skipped += json.loads((work.parent / SHORT).read_text())
     return work, report
 
 

@@ -196,7 +196,7 @@ def make_plots(live_dir: Path, metrics_dir: Path, model_dir: Path, out_dir: Path
     predictions = read_predictions(metrics_dir)
     per_class = read_per_class(metrics_dir)
     out = [out_dir / name for name in PLOT_FILES]
-    best = train_info["best_epoch"] if train_info.get("restored_best") else None
+    best = train_info.best_epoch if train_info.restored_best else None
     pretext = None
     if pretrain_live is not None and live_tsv(pretrain_live, "train", "loss").exists():
         pretext = read_history(pretrain_live)

@@ -25,9 +25,10 @@ from ..artifacts import (
     FRAMES_META,
     INDEX,
     TRAIN_BACKUP,
-    TRAIN_INFO,
     ModelInfo,
+    TrainSummary,
     read_index,
+    write_train_info,
 )
 from ..closure import module_closure
 from ..errors import VideoclfError
@@ -312,43 +313,41 @@ def _fit(model: keras.Model, data: _Inputs, cb: _Callbacks, train_params: TrainP
     return time.perf_counter() - t0
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
-             train_params: TrainParams, pretrained: Path | None) -> dict:
+             train_params: TrainParams, pretrained: Path | None) -> TrainSummary:
     history = cb.checkpoint.history  # every epoch, resumed or not
     val_loss = [h["val_loss"] for h in history]
     best = int(np.argmin(val_loss))
     # The epoch whose weights the model keeps: the best one when restored, else the last.
     kept = best if train_params.restore_best else len(val_loss) - 1
-    summary = {
-        "epochs_run": len(val_loss),
-        "best_epoch": best + 1,
-        "best_val_loss": float(val_loss[best]),
-        "best_val_accuracy": float(history[best]["val_accuracy"]),
-        "restored_best": bool(train_params.restore_best),
-        "kept_epoch": kept + 1,
-        "kept_val_loss": float(val_loss[kept]),
-        "kept_val_accuracy": float(history[kept]["val_accuracy"]),
-        "runtime": rt.description,
-    }
-    if model_params.init:
+    return TrainSummary(
+        epochs_run=len(val_loss), best_epoch=best + 1, best_val_loss=float(val_loss[best]),
+        best_val_accuracy=float(history[best]["val_accuracy"]),
+        restored_best=bool(train_params.restore_best), kept_epoch=kept + 1,
+        kept_val_loss=float(val_loss[kept]),
+        kept_val_accuracy=float(history[kept]["val_accuracy"]), runtime=rt.description,
         # DVC tracks the param (the path), not the file: its hash says what was started from.
-        summary["init_sha256"] = hashlib.sha256(Path(model_params.init).read_bytes()).hexdigest()
-    if pretrained:
-        summary["pretrained_sha256"] = hashlib.sha256(pretrained.read_bytes()).hexdigest()
-    return summary
+        init_sha256=_sha256(Path(model_params.init)) if model_params.init else None,
+        pretrained_sha256=_sha256(pretrained) if pretrained else None)
 
 
-def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, model_dir: Path,
+def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: TrainSummary,
+            model_dir: Path,
             live_dir: Path, backup_dir: Path, info: ModelInfo,
             throughput_file: Path | None) -> None:
     """Save the model folder and the dvclive folder, each replacing the old one whole."""
-    cb.live.summary.update({part: {k: summary[k] for k in
+    done = summary.to_dict()
+    cb.live.summary.update({part: {k: done[k] for k in
                                    (f"{part}_epoch", f"{part}_val_loss", f"{part}_val_accuracy")}
                             for part in ("best", "kept")})
     cb.live.make_summary()
     with staged_dir(model_dir) as tmp:
         save_model_dir(model, tmp, info)
-        write_json(tmp / TRAIN_INFO, summary)
+        write_train_info(tmp, summary)
     # Wall-clock figures apart from the results (and from dvclive's folder, which the plot
     # stage reads), so a rerun with the same results changes nothing downstream.
     if throughput_file is not None and cb.throughput.train_s:
@@ -359,7 +358,7 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: dict, mo
 
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: ModelParams,
           train_params: TrainParams, *, clips_per_video: int, flip_test: bool = False,
-          throughput_file: Path | None = None, pretrained: Path | None = None) -> dict:
+          throughput_file: Path | None = None, pretrained: Path | None = None) -> TrainSummary:
     """Fit the model on the train split with validation, save it, and return a summary.
 
     ``clips_per_video`` (``evaluate.clips_per_video``) and ``flip_test`` (``evaluate.flip``)
@@ -399,7 +398,7 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
                       flip_pairs=_flip_pairs(data.classes, mirror, train_params, flip_test)),
             throughput_file)
     log.info("train: %d epochs in %.0f s; kept epoch %d (val loss %.3f, val accuracy %.3f), "
-             "lowest val loss at epoch %d; model in %s", summary["epochs_run"], seconds,
-             summary["kept_epoch"], summary["kept_val_loss"], summary["kept_val_accuracy"],
-             summary["best_epoch"], model_dir)
+             "lowest val loss at epoch %d; model in %s", summary.epochs_run, seconds,
+             summary.kept_epoch, summary.kept_val_loss, summary.kept_val_accuracy,
+             summary.best_epoch, model_dir)
     return summary
