@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import video
 from ..artifacts import MANIFEST, MANIFEST_COLUMNS, SPLITS, VIDEOS_REPORT
+from ..choices import Layout
 from ..outputs import staged_dir, write_json, write_parquet
 from ..params import DataParams, as_dict
 from ..pool import map_videos
@@ -40,7 +41,7 @@ LEAKAGE_NOTE = ("{n} video(s) have no group (no _gNN_ in the name, not in groups
                 "leakage across splits cannot be ruled out")
 
 
-def list_videos(source: readers.Source, layout: str) -> Listing:
+def list_videos(source: readers.Source, layout: Layout) -> Listing:
     """The videos of a source, read with ``layout`` (``groups.csv`` at its root applies)."""
     names = source.names()
     listing = parse_members(names, layout)

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 
 from tqdm import tqdm
 
+from ..choices import BuiltinStyle
 from ..params import DataParams
 from ..pool import map_videos
 from .builtin import generator
@@ -240,7 +241,7 @@ class ZipSource:
 class BuiltinSource:
     """The generated motion dataset; members are rendered on demand, in parallel."""
 
-    def __init__(self, seed: int, style: str, workers: int = 0):
+    def __init__(self, seed: int, style: BuiltinStyle, workers: int = 0):
         self.seed, self.style = seed, style
         self.workers = workers or os.cpu_count() or 1
 
@@ -360,7 +361,7 @@ class DirSource:
         return paths, failures
 
 
-def _render_to(job: tuple[str, int, Path, str]) -> None:
+def _render_to(job: tuple[str, int, Path, BuiltinStyle]) -> None:
     member, seed, dest, style = job
     tmp = dest.with_name(dest.stem + ".part.avi")  # OpenCV picks the container from the suffix
     generator.write_clip(member, seed, tmp, style)

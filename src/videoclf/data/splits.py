@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from ..artifacts import SPLITS
+from ..choices import Layout, SplitBy
 from ..errors import VideoclfError
 from ..seeding import derive_seed
 from ..video import is_video
@@ -114,7 +115,7 @@ def find_root(names: list[str]) -> str:
     return "/".join(parts[0][:k]) if parts else ""
 
 
-def parse_members(names: list[str], layout: str = "auto",
+def parse_members(names: list[str], layout: Layout = "auto",
                   groups: dict[str, str] | None = None) -> Listing:
     """Videos among source members, and a report of the members refused.
 
@@ -293,7 +294,7 @@ def split_videos(
     videos: list[Video],
     classes: list[str],
     per_class: Mapping[str, Target],
-    split_by: str,
+    split_by: SplitBy,
     seed: int,
     max_per_class: int = 0,
 ) -> dict[str, list[Video]]:
@@ -339,7 +340,7 @@ def split_videos(
     return out
 
 
-def _split_class(vids: list[Video], per_class: Mapping[str, Target], split_by: str,
+def _split_class(vids: list[Video], per_class: Mapping[str, Target], split_by: SplitBy,
                  rng: np.random.Generator) -> dict[str, list[Video]]:
     want = _targets(per_class, len(vids))
     if split_by == "file":

@@ -32,7 +32,7 @@ def export(model_dir: Path, out_dir: Path, frames_dir: Path | None = None) -> li
         model.export(str(tmp / SAVED_MODEL), format="tf_saved_model", verbose=False)
         model.export(str(tmp / ONNX_FILE), format="onnx", verbose=False)
         _stamp_onnx(tmp / ONNX_FILE, info.run)
-        if tflite:
+        if frames_dir is not None:
             calibration = representative_clips(Path(frames_dir))
             for kind, name in tflite:
                 (tmp / name).write_bytes(convert(tmp / SAVED_MODEL, kind, calibration))

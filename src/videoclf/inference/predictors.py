@@ -98,7 +98,7 @@ def _interpreter(path: Path):
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
-            from tensorflow.lite import Interpreter  # type: ignore[import-not-found]
+            from tensorflow.lite import Interpreter
         except ImportError:
             raise ArtifactError("predicting with a .tflite model needs ai-edge-litert "
                                 "(pip install ai-edge-litert) or tensorflow") from None
@@ -126,7 +126,8 @@ def load_tflite(path: Path) -> tuple[Predictor, ModelInfo]:
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     check_shapes(path, info, tuple(int(d) for d in inp["shape_signature"][1:]),
                  int(out["shape_signature"][-1]))
-    lock, shape = threading.Lock(), [None]
+    lock = threading.Lock()
+    shape: list[tuple[int, ...] | None] = [None]  # the input shape the tensors are sized for
 
     def predict(clips: np.ndarray) -> np.ndarray:
         with lock:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._tf import tf
+from ..choices import Balance
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -91,7 +92,7 @@ def mirror_labels(classes: list[str], pairs: Sequence[Sequence[str]]
     return mirror, notes
 
 
-def class_balance(index: pd.DataFrame, kind: str) -> tuple[list[int] | None,
+def class_balance(index: pd.DataFrame, kind: Balance) -> tuple[list[int] | None,
                                                         list[float] | None]:
     """For ``train.balance``: per label, how often a training video is used per epoch
     (``sample``: every class about as often as the largest, the factor ``n_max / n_c``

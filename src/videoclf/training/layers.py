@@ -37,7 +37,7 @@ def per_frame(video, op):
 
 
 @serializable
-class BlockMean(layers.Layer):
+class BlockMean(keras.layers.Layer):
     """The mean of every ``scale x scale`` block of each frame of a ``(b, t, h, w, c)`` video:
     an exact box filter and subsampling, as 2D average pooling over the frames (LiteRT has no
     3D pooling kernel: ``AveragePooling3D`` made the TFLite conversion fail)."""
@@ -58,7 +58,7 @@ class BlockMean(layers.Layer):
 
 
 @serializable
-class FrameDifference(layers.Layer):
+class FrameDifference(keras.layers.Layer):
     """TSN's "RGB difference" (Wang et al. 2016): frame t minus frame t-1 of a
     ``(b, t, h, w, c)`` clip, the first frame's difference zero. A still background cancels
     out, so what moves is what the network sees, whatever the scene."""
@@ -69,7 +69,7 @@ class FrameDifference(layers.Layer):
 
 
 @serializable
-class TemporalStride(layers.Layer):
+class TemporalStride(keras.layers.Layer):
     """Every ``stride``-th frame of a ``(b, t, h, w, c)`` clip, from the first: the appearance
     pathway's input (SlowFast's Slow pathway: appearance changes slowly, so few frames do)."""
 
@@ -84,7 +84,7 @@ class TemporalStride(layers.Layer):
         return {**super().get_config(), "stride": self.stride}
 
 
-class _SavesSeedState(layers.Layer):
+class _SavesSeedState(keras.layers.Layer):
     """A layer with a ``seed_generator`` whose state is saved with the layer (Keras saves only
     weights): a training run resumed from a checkpoint then draws the masks the unbroken run
     draws, and the final model's bytes are the same (tests/training/test_resume.py)."""
@@ -103,7 +103,7 @@ class _SavesSeedState(layers.Layer):
 
 
 @serializable
-class FeatureDropout(_SavesSeedState, layers.Dropout):
+class FeatureDropout(_SavesSeedState, keras.layers.Dropout):
     """Dropout on a pathway's pooled features, before the classifiers (``model.dropout``: the
     heads of TSN, I3D and SlowFast drop 0.4-0.8 of them), with its seed state saved."""
 
@@ -149,7 +149,7 @@ class PathwayDropout(_SavesSeedState):
 
 
 @serializable
-class ScoreFusion(layers.Layer):
+class ScoreFusion(keras.layers.Layer):
     """TSN's score fusion of classifiers' logits: the sum of their log-probabilities, so that
     the softmax of the output is the normalised product of the classifiers' probabilities
     (a class any one of them rules out stays out; a single linear classifier over both

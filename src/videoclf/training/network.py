@@ -169,7 +169,7 @@ def pathway_loss(num_classes: int, weight: float):
     return loss, accuracy
 
 
-def is_classifier(layer: layers.Layer) -> bool:
+def is_classifier(layer: keras.layers.Layer) -> bool:
     """Whether ``layer`` is one of the network's classifiers (the one over both pathways is
     ``logits``; ``fusion: scores`` adds ``appearance_logits`` and ``motion_logits``)."""
     return isinstance(layer, layers.Dense) and layer.name.endswith("logits")
@@ -188,7 +188,7 @@ def architecture(model: keras.Model, classes: bool = True) -> list[tuple]:
     for layer in model.layers:
         if isinstance(layer, FeatureDropout):
             continue
-        settings = None
+        settings: dict | str | None = None
         if isinstance(layer, own):
             settings = {k: v for k, v in layer.get_config().items()
                         if k not in ("name", "dtype", "trainable", "seed", "rate")}

@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ...choices import BuiltinStyle
 from ...seeding import derive_seed
 from . import context
 from .styles import STYLES
@@ -42,7 +43,7 @@ _TILE = (512, 384)             # scene texture, tiled by BORDER_WRAP so pans nev
 _ZOOM = (0.6, 3.0)             # every class sees the scene at zoom levels in this range
 
 
-def member_names(seed: int, style: str = "scene") -> list[str]:
+def member_names(seed: int, style: BuiltinStyle = "scene") -> list[str]:
     """The archive listing of the built-in set: ``UCF101/v_<Class>_gGG_cCC.avi``."""
     classes = STYLES[style]
     names = []
@@ -280,7 +281,7 @@ def frame_count(name: str, seed: int) -> int:
     return int(round(rng.uniform(*SECONDS) * FPS))
 
 
-def render_clip(name: str, seed: int, style: str = "scene") -> np.ndarray:
+def render_clip(name: str, seed: int, style: BuiltinStyle = "scene") -> np.ndarray:
     """Frames (T, 240, 320, 3) uint8 BGR of one built-in member, deterministic from its name."""
     stem = Path(name).stem  # v_<Class>_gGG_cCC
     _, cls, g, c = stem.split("_")
@@ -307,7 +308,7 @@ def render_clip(name: str, seed: int, style: str = "scene") -> np.ndarray:
     return frames
 
 
-def write_clip(name: str, seed: int, dest: Path, style: str = "scene") -> None:
+def write_clip(name: str, seed: int, dest: Path, style: BuiltinStyle = "scene") -> None:
     """Render a built-in member and encode it as XVID AVI at ``dest`` (written as-is; the
     caller renames it)."""
     frames = render_clip(name, seed, style)

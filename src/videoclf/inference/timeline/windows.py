@@ -76,7 +76,8 @@ class WindowStream:
         if stride < 1:
             raise ValueError("stride must be at least one frame")
         self.path, self.sampling, self.stride = Path(path), sampling, int(stride)
-        self.fps, self.frames, self.declared, self.stopped = 0.0, 0, 0, None
+        self.fps, self.frames, self.declared = 0.0, 0, 0
+        self.stopped: str | None = None
 
     def _wanted(self, f: int) -> bool:
         """Does some window sample frame ``f``?"""

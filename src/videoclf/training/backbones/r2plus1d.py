@@ -17,7 +17,7 @@ from ..layers import FeatureDropout, per_frame, serializable
 layers = keras.layers
 
 
-class _Nested(layers.Layer):
+class _Nested(keras.layers.Layer):
     """A layer that runs its own ``keras.Sequential`` (``self.seq``, set by the subclass)."""
 
     seq: keras.Sequential
@@ -76,7 +76,7 @@ class Conv2Plus1D(_Nested):
                 "strides": self.strides}
 
 
-def _norm(kind: Norm) -> layers.Layer:
+def _norm(kind: Norm) -> keras.layers.Layer:
     """``layer``: LayerNormalization over the channels of each position (the tutorial);
     ``batch``: BatchNormalization (the R(2+1)D paper's ResNets)."""
     if kind not in options(Norm):
@@ -119,7 +119,7 @@ class Project(_Nested):
 
 
 @serializable
-class ResizeVideo(layers.Layer):
+class ResizeVideo(keras.layers.Layer):
     """Resize every frame of a ``(b, t, h, w, c)`` video; time is left as it is."""
 
     def __init__(self, height: int, width: int, **kwargs):
@@ -147,7 +147,7 @@ class ResizeVideo(layers.Layer):
 
 
 @serializable
-class FrameMaxPool(layers.Layer):
+class FrameMaxPool(keras.layers.Layer):
     """ResNet's stem pooling on every frame of a ``(b, t, h, w, c)`` video: the maximum of
     each ``size x size`` window, every ``stride``-th one ("same" padding), as 2D pooling over
     the frames for the reason ``BlockMean`` gives."""
