@@ -36,8 +36,7 @@ test: setup
 quicktest: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not slow"
 
-# ruff (lint and import order) over the whole tree; mypy over the core and the
-# TensorFlow-free wings (pyproject.toml says which).
+# ruff (lint and import order) over the whole tree; mypy over all of src/videoclf.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
