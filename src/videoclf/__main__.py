@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 from .artifacts import DEFAULT_MODEL_DIR
@@ -53,10 +52,12 @@ def _stride(text: str) -> tuple[float, str]:
     return v, "s" if seconds else "frames"
 
 
-def _expand(paths: list[str]) -> list[Path]:
+def _expand(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files as given; folders searched recursively for video files. A folder holding no
-    video is an error, not silence, and the files of a folder left out are said, one line."""
+    video is an error, not silence, and every other file of a folder is returned with why it
+    is left out (``_left_out`` says so)."""
     out: list[Path] = []
+    left: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file())
@@ -64,14 +65,23 @@ def _expand(paths: list[str]) -> list[Path]:
             if not found:
                 raise _NoVideo(f"{p}: no video file in this folder (looked for "
                                ".avi .mp4 .mkv .webm .mov .mpg ... in any case)")
-            other = Counter(f.suffix.lower() or "no suffix" for f in files if not is_video(f.name))
-            if other:
-                print(f"note: {p}: {sum(other.values())} file(s) left out, not videos: "
-                      + ", ".join(f"{k} {n}" for k, n in other.most_common()), file=sys.stderr)
+            left += [(f, f"not a video file ({f.suffix.lower() or 'no suffix'})")
+                     for f in files if not is_video(f.name)]
             out += found
         else:
             out.append(p)
-    return out
+    return out, left
+
+
+def _left_out(left: list[tuple[Path, str]], as_json: bool) -> None:
+    """Each file of a folder that is not predicted, with why: on stderr, and with ``--json``
+    as a line of its own (``{"video": ..., "left_out": why}``)."""
+    for path, why in left:
+        print(f"note: {path}: left out, {why}", file=sys.stderr)
+        if as_json:
+            print(json.dumps({"video": str(path), "left_out": why}), flush=True)
+    if left:
+        print(f"note: {len(left)} file(s) of the folder(s) left out", file=sys.stderr)
 
 
 def predict_main(argv: list[str]) -> int:
@@ -113,7 +123,9 @@ def predict_main(argv: list[str]) -> int:
         if args.timeline:
             from .inference.timeline.cli import run_timeline
 
-            return run_timeline(args, _expand(args.paths))
+            videos, left = _expand(args.paths)
+            _left_out(left, args.json)
+            return run_timeline(args, videos)
         return _predict(args)
     except VideoclfError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -131,7 +143,8 @@ def predict_main(argv: list[str]) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from .inference.predictors import load_predictor, read_info
 
-    videos = _expand(args.paths)
+    videos, left = _expand(args.paths)
+    _left_out(left, args.json)
     # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
     read_info(args.model)
 
@@ -146,6 +159,8 @@ def _predict(args: argparse.Namespace) -> int:
         if error or clip_probs is None:
             failed += 1
             print(f"error: {path}: {error}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"video": str(path), "error": str(error)}), flush=True)
             continue
         best = top_k(video_probs(clip_probs), labels, args.top_k)
         if args.json:
@@ -208,6 +223,10 @@ USAGE = ("usage: python -m videoclf predict PATH... [--model data/model] [--top-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"predict": predict_main, "serve": serve_main}
+    if argv[:1] in (["-h"], ["--help"], ["help"]):
+        print(f"{USAGE}\n\n'python -m videoclf predict --help' and 'serve --help' give every "
+              "option.")
+        return 0
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr)
         return 2

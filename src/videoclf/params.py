@@ -401,9 +401,25 @@ def _validate(cls: type[T], given: Any, prefix: str) -> T:
     return cls(**values)
 
 
+def _check_fractions(per_class: PerClass) -> None:
+    """Fractions of a class split it whole: all three must sum to 1, or with train ``all``
+    val and test must leave train a share (the rest). Counts are targets and mix freely."""
+    given = {s: getattr(per_class, s) for s in ("train", "val", "test")}
+    fractions = {s: v for s, v in given.items() if isinstance(v, float)}
+    shown = "/".join(f"{s} {given[s]}" for s in given)
+    if len(fractions) == 3 and abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ParamsError(f"data.per_class: the fractions {shown} sum to "
+                          f"{sum(fractions.values()):g}; they must sum to 1 (or give train: all)")
+    if given["train"] == "all" and len(fractions) == 2 and sum(fractions.values()) >= 1.0:
+        raise ParamsError(f"data.per_class: val and test take {sum(fractions.values()):g} of "
+                          f"each class ({shown}), leaving train nothing; they must sum to "
+                          "less than 1")
+
+
 def validate(raw: Any) -> Params:
     """Return the checked params, or raise ParamsError naming the missing or bad key."""
     params = _validate(Params, raw, "")
+    _check_fractions(params.data.per_class)
     m = params.model
     n_blocks = len(m.filters)
     why = f"the model halves it {n_blocks} times"

@@ -226,3 +226,13 @@ def test_per_class_takes_counts_fractions_and_all_and_classes_take_names():
                        ({"classes": ["A", "A"]}, "data.classes: A is listed twice")]:
         with pytest.raises(ParamsError, match=words):
             project_params({"data": bad})
+
+
+def test_fractions_must_split_a_class_whole():
+    for given, words in [((0.5, 0.4, 0.3), "sum to 1.2"), ((0.9, 0.9, 0.9), "sum to 2.7"),
+                         ((0.6, 0.2, 0.1), "sum to 0.9"), (("all", 0.5, 0.5), "leaving train")]:
+        with pytest.raises(ParamsError, match=f"data.per_class: .*{words}"):
+            project_params({"data": {"per_class": dict(zip(("train", "val", "test"), given))}})
+    for fine in [(0.6, 0.2, 0.2), (0.7, 0.15, 0.15), ("all", 0.15, 0.15), (0.5, 10, 10)]:
+        project_params({"data": {"per_class": dict(zip(("train", "val", "test"), fine))}})
+

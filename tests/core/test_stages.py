@@ -129,6 +129,13 @@ def test_download_extract_plot_and_predict_help_run_without_tensorflow(
                     "metrics/train", "metrics/train_throughput.json"], bad, no_tf)
     assert r.returncode == 2 and "train.epochs: must be >= 1" in r.stderr
     assert "Traceback" not in r.stderr
+    # fractions that do not sum to 1 stop any stage, before it reads anything
+    odd = write_project(tmp_path / "bad", {"data": {"per_class": {"train": 0.5, "val": 0.4,
+                                                                  "test": 0.3}}})
+    r = run_python([ROOT / "stages" / "extract.py", "data/videos", "data/frames"], odd, no_tf)
+    assert_one_error_line(r, 2, "bad params", "data.per_class", "sum to 1.2")
+    r = run_python(["-m", "videoclf", "--help"], p, no_tf)
+    assert r.returncode == 0 and "predict" in r.stdout
 
 
 def test_missing_inputs_and_an_output_that_is_a_file_are_one_line(tmp_path, venv_env):

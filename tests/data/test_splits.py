@@ -235,3 +235,17 @@ def test_more_than_101_classes():
     assert len(classes) == 150
     out = split_videos(videos, classes, {"train": 1, "val": 1, "test": 1}, "group", 0)
     assert all(len(out[s]) == 150 for s in out)
+
+
+def test_fractions_round_by_largest_remainder_not_against_train():
+    """0.6/0.2/0.2 of one-video groups: 12 -> 7/3/2 (was 6/3/3), 32 -> 19/7/6 (was 18/7/7);
+    three groups of 10 still give one group to each split."""
+    share = {"train": 0.6, "val": 0.2, "test": 0.2}
+    for groups, want in ((12, [7, 3, 2]), (32, [19, 7, 6]), (5, [3, 1, 1])):
+        videos = _videos([f"UCF101/v_A_g{g:02d}_c01.avi" for g in range(1, groups + 1)])[0]
+        out = split_videos(videos, ["A"], share, "group", 0)
+        assert [len(out[s]) for s in ("train", "val", "test")] == want, groups
+    videos = _videos(_archive(classes=("A",), groups=3, clips=10))[0]
+    out = split_videos(videos, ["A"], share, "group", 0)
+    assert [len({v.group for v in out[s]}) for s in ("train", "val", "test")] == [1, 1, 1]
+

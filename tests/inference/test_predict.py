@@ -16,11 +16,17 @@ def test_predict_json_table_and_a_broken_file(tiny_model, tmp_path):
     broken = tmp_path / "broken.avi"
     broken.write_text("this is not a video")
     missing = tmp_path / "missing.avi"
+    (clips / "movie.swf").write_bytes(b"FWS not a video this project reads")
     cmd = [sys.executable, "-m", "videoclf", "predict", str(clips), str(broken), str(missing),
            "--model", str(tiny_model), "--top-k", "2", "--json", "--clips", "2"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 1  # some files failed...
-    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    every = [json.loads(line) for line in r.stdout.splitlines()]
+    # every file is accounted for in the JSON: predicted, unreadable, or left out with why
+    assert {o["video"]: o["left_out"] for o in every if "left_out" in o} == {
+        str(clips / "movie.swf"): "not a video file (.swf)"}
+    assert {o["video"] for o in every if "error" in o} == {str(broken), str(missing)}
+    lines = [o for o in every if "top_k" in o]
     assert len(lines) == 2  # ...but the others were predicted
     labels = json.loads((tiny_model / "labels.json").read_text())
     for obj in lines:
@@ -38,7 +44,8 @@ def test_predict_json_table_and_a_broken_file(tiny_model, tmp_path):
                            timeout=300, cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     assert table.stdout.count("  1. ") == 3 and table.stdout.count("  3. ") == 3  # .m2v too
-    assert f"note: {clips}: 1 file(s) left out, not videos: .txt 1" in table.stderr
+    assert f"note: {clips / 'notes.txt'}: left out, not a video file (.txt)" in table.stderr
+    assert f"note: {clips / 'movie.swf'}: left out, not a video file (.swf)" in table.stderr
 
 
 def test_predict_without_model_is_a_clear_error(tmp_path):

@@ -383,19 +383,41 @@ def _fill_groups(groups: list[str], members: dict[str, list[Video]],
     return got
 
 
+def _whole_counts(shares: Mapping[str, float], total: int, n_groups: int) -> dict[str, int]:
+    """Largest-remainder rounding of ``shares`` to whole clips summing to ``total``: each
+    share's floor, then one more to the largest remainders (ties in split order), so no share
+    is rounded up at another's cost (0.6/0.2/0.2 of 12: 7/3/2, not 6/3/3). With three groups
+    or more, every split with a share gets at least one (taken from the largest)."""
+    out = {s: int(w) for s, w in shares.items()}
+    order = list(shares)
+    by_remainder = sorted(order, key=lambda s: (-(shares[s] - out[s]), order.index(s)))
+    for s in by_remainder[: max(0, total - sum(out.values()))]:
+        out[s] += 1
+    if n_groups >= len(SPLITS):
+        for s in SPLITS:
+            if s in out and out[s] == 0:
+                out[max(out, key=lambda k: (out[k], -order.index(k)))] -= 1
+                out[s] = 1
+    return out
+
+
 def _share_groups(groups: list[str], members: dict[str, list[Video]],
                   want: Mapping[str, float]) -> dict[str, list[Video]]:
-    """Each whole group goes to the split furthest below its share of the clips (``want``;
-    ties in split order), so the first three groups go to three different splits. Shares
-    that add up to less than the clips leave the rest out (an ``unused`` share)."""
+    """Each whole group goes to a split with a share of the clips (``want``, rounded by
+    ``_whole_counts``): first to a split that has none yet (in split order, so the first
+    three groups go to three different splits), then to the one furthest below its count
+    (ties in split order). Shares that add up to less than the clips leave the rest out (an
+    ``unused`` share)."""
     total = sum(len(m) for m in members.values())
     shares = {s: w for s, w in want.items() if w > 0}
     if total - sum(shares.values()) >= 0.5:
         shares["unused"] = total - sum(shares.values())
+    target = _whole_counts(shares, total, len(groups))
     got: dict[str, list[Video]] = {s: [] for s in (*SPLITS, "unused")}
     order = list(shares)
     for g in groups:
-        s = max(order, key=lambda s: ((shares[s] - len(got[s])) / shares[s], -order.index(s)))
+        s = max(order, key=lambda s: (s != "unused" and not got[s] and target[s] > 0,
+                                      target[s] - len(got[s]), -order.index(s)))
         got[s] += members[g]
     return {s: got[s] for s in SPLITS}
 
