@@ -15,6 +15,7 @@ Source = Literal["builtin", "url"]
 Layout = Literal["auto", "ucf101", "folders"]
 SplitBy = Literal["group", "file"]
 BuiltinStyle = Literal["scene", "camera", "object", "context"]  # data/builtin/styles.py
+Fingerprint = Literal["stat", "content"]  # data/source.py: how a local folder is fingerprinted
 # frames.* (video.clip_indices)
 ShortVideo = Literal["loop", "pad"]
 # model.* (training/network.py and its backbones)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import time
 import zipfile
 
 import pytest
@@ -40,6 +42,30 @@ def test_a_folder_fingerprint_follows_adds_renames_and_replacements(tmp_path):
     os.utime(src / "B" / "v0.avi", ns=(1, 10**18))
     replaced = fingerprint(data)
     assert len({json.dumps(f) for f in (first, added, renamed, replaced)}) == 4
+
+
+def test_a_same_size_same_mtime_replacement_is_seen_by_stat_and_by_content(tmp_path):
+    """Flip 100 kB inside a video, restore its times as ``touch -r`` would: the default
+    fingerprint (stat: ctime and inode too) changes, and so does ``content``; an untouched
+    folder keeps both."""
+    src = _folder(tmp_path / "src")
+    video = src / "A" / "v1.avi"
+    video.write_bytes(bytes(300_000))
+    for how in ("stat", "content"):
+        data = dataclasses.replace(_data(str(src)), fingerprint=how)
+        before = fingerprint(data)
+        assert fingerprint(data) == before
+        st = video.stat()
+        time.sleep(0.01)  # a ctime tick apart, on file systems with coarse clocks
+        with open(video, "r+b") as f:  # 100 kB flipped in place
+            f.seek(100_000)
+            flipped = bytes(b ^ 0xFF for b in f.read(100_000))
+            f.seek(100_000)
+            f.write(flipped)
+        os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))  # touch -r the original
+        assert video.stat().st_size == st.st_size and video.stat().st_mtime_ns == st.st_mtime_ns
+        assert fingerprint(data) != before, how
+    assert "content_sha256" in fingerprint(data) and "listing_sha256" not in fingerprint(data)
 
 
 def test_a_zip_fingerprint_is_its_directory(tmp_path):

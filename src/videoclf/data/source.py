@@ -4,8 +4,13 @@ reruns download when the videos change and skips it when they do not.
 DVC runs this stage every time (``always_changed``) and reruns download only when the
 fingerprint file's hash changes. What it reads, never the videos' bytes:
 
-- a local folder: every file's path, size and modification time (``readers.walk_files``:
-  links followed, unreadable folders an error), as one SHA-256;
+- a local folder (``data.fingerprint``): ``stat``, every file's path, size, modification
+  time, change time and inode (``readers.walk_files``: links followed, unreadable folders an
+  error), as one SHA-256: ``touch -r`` restores a replaced file's mtime but cannot set its
+  ctime, and a file replaced by a rename has another inode, so a same-size, same-mtime
+  replacement is seen (copying or restoring the folder elsewhere also changes them: download
+  then reruns once); ``content``, the SHA-256 of every file's bytes (certain, and it reads
+  everything: README gives the cost per GB);
 - a local zip: its central directory (names, sizes, CRCs), as one SHA-256;
 - a zip over HTTP: the server's ``ETag``, ``Last-Modified`` and ``Content-Length``; when the
   server cannot be reached, the last fingerprint is kept (with a warning), so an offline
@@ -24,6 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..choices import Fingerprint
 from ..outputs import write_json
 from ..params import DataParams
 from .http_range import CONNECT_TIMEOUT, TRANSFER_ERRORS, retrying_session, short
@@ -39,19 +45,29 @@ def fingerprint(data: DataParams) -> dict[str, Any]:
         return {"source": "builtin"}
     local = local_path(data.url)
     if local is not None and local.is_dir():
-        return {"source": "folder", "url": data.url, **_folder(local)}
+        return {"source": "folder", "url": data.url, **_folder(local, data.fingerprint)}
     if local is not None:
         return {"source": "zip", "url": data.url, **_zip(local)}
     return {"source": "http", "url": data.url, **_http(data.url, data.stall_seconds)}
 
 
-def _folder(root: Path) -> dict[str, Any]:
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _folder(root: Path, how: Fingerprint) -> dict[str, Any]:
     h = hashlib.sha256()
     n = size = 0
     for rel, st in walk_files(root):
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        if how == "content":
+            h.update(f"{rel}\0{st.st_size}\0{_file_sha256(root / rel)}\n".encode())
+        else:
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0"
+                     f"{st.st_ino}\n".encode())
         n, size = n + 1, size + st.st_size
-    return {"files": n, "bytes": size, "listing_sha256": h.hexdigest()}
+    key = "content_sha256" if how == "content" else "listing_sha256"
+    return {"files": n, "bytes": size, key: h.hexdigest()}
 
 
 def _zip(path: Path) -> dict[str, Any]:
