@@ -184,12 +184,20 @@ def serve_main(argv: list[str]) -> int:
     ap.add_argument("--port", type=_at_least(0, 65535), default=8080)
     ap.add_argument("--max-mb", type=_at_least(1), default=256, help="largest upload (MB)")
     ap.add_argument("--max-seconds", type=_at_least(1), default=3600,
-                    help="longest video, by its header (s)")
+                    help="longest video (s), by its header or, without a frame count, "
+                         "counted while decoding")
     ap.add_argument("--top-k", type=_at_least(1), default=5)
     ap.add_argument("--clips", type=_at_least(1, MAX_CLIPS), default=None,
                     help="clips per video (default: the model's inference.json)")
     ap.add_argument("--workers", type=_at_least(1), default=4,
                     help="videos decoded at once (default 4)")
+    ap.add_argument("--max-uploads", type=_at_least(1), default=32,
+                    help="bodies received at once; the next is answered 503 (default 32)")
+    ap.add_argument("--min-rate-kb", type=_at_least(0), default=16,
+                    help="a body slower than this on average after its first 10 s is "
+                         "answered 408 (KB/s, default 16)")
+    ap.add_argument("--body-seconds", type=_at_least(1), default=600,
+                    help="the longest a body may take in all (default 600)")
     ap.add_argument("--allow-paths", type=Path, default=None, metavar="DIR",
                     help='also take {"path": ...} JSON bodies naming files under DIR (off by '
                          "default)")
@@ -202,8 +210,10 @@ def serve_main(argv: list[str]) -> int:
         read_info(args.model)
         from .inference.service import Limits, serve
 
-        serve(args.model, args.host, args.port, Limits(args.max_mb * 2**20, args.max_seconds),
-              args.clips, args.top_k, args.allow_paths, args.workers)
+        limits = Limits(args.max_mb * 2**20, args.max_seconds, max_uploads=args.max_uploads,
+                        min_rate=args.min_rate_kb * 1024, body_seconds=args.body_seconds)
+        serve(args.model, args.host, args.port, limits, args.clips, args.top_k,
+              args.allow_paths, args.workers)
         return 0
     except VideoclfError as e:
         print(f"error: {e}", file=sys.stderr)

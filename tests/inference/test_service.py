@@ -107,3 +107,107 @@ def test_ten_concurrent_uploads_all_answered_alike(service, tiny_videos):
         answers = list(pool.map(lambda v: _post(service, v.read_bytes()), videos * 2))
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     assert [a.json()["top_k"] for a in answers] == alone * 2
+
+
+@pytest.fixture(scope="module")
+def strict_service(exported, tiny_videos):
+    """The service's app in this process (ONNX), on 127.0.0.1 in a thread of its own, with
+    tight limits: 2 bodies at once, 64 KB/s after a 1 s grace, 0.2 s of video at most,
+    paths allowed under the tiny videos' folder."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from videoclf.inference.predictors import load_predictor
+    from videoclf.inference.service import Limits, Scorer, make_app
+
+    predict, info = load_predictor(exported / "model.onnx")
+    limits = Limits(8 * 2**20, 0.2, max_uploads=2, min_rate=64 * 1024, body_seconds=30,
+                    rate_grace_s=1.0)
+    app = make_app(Scorer(predict, info, limits, 2, 3), tiny_videos, workers=2)
+    loop, port, ready = asyncio.new_event_loop(), _free_port(), threading.Event()
+    runner = web.AppRunner(app)
+
+    def run():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    yield f"http://127.0.0.1:{port}", port
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+
+
+def _slow_client(port: int) -> socket.socket:
+    """Headers complete, a body of 1 MB declared, then 1 byte."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+              b"Content-Length: 1000000\r\n\r\nx")
+    return s
+
+
+def test_slow_bodies_are_timed_out_and_capped_while_the_rest_is_served(strict_service):
+    """Two slow clients hold the two upload slots; a third upload is 503 at once, /health
+    still answers; each slow one trickling a byte every 0.3 s is 408 after the 1 s grace,
+    its connection closed; then uploads are taken again."""
+    url, port = strict_service
+    slow = [_slow_client(port) for _ in range(2)]
+    time.sleep(0.3)
+    assert requests.post(f"{url}/predict", data=b"x" * 1000, timeout=10).status_code == 503
+    assert requests.get(f"{url}/health", timeout=10).ok
+    t0, answers = time.monotonic(), []
+    for s in slow:
+        s.settimeout(0.3)
+    while len(answers) < 2 and time.monotonic() - t0 < 20:
+        for s in slow:
+            try:
+                s.sendall(b"x")
+                got = s.recv(4096)
+                if got:
+                    answers.append(got)
+            except (TimeoutError, OSError):
+                pass
+    assert len(answers) == 2 and all(b" 408 " in a.split(b"\r\n")[0] for a in answers)
+    assert time.monotonic() - t0 < 10
+    for s in slow:
+        s.close()
+    r = requests.post(f"{url}/predict", data=b"not a video" * 100, timeout=30)
+    assert r.status_code == 415  # a slot is free again: the upload was read and judged
+
+
+def test_malformed_multipart_is_a_400_not_a_traceback(strict_service):
+    url, _ = strict_service
+    r = requests.post(f"{url}/predict", data=b"--x\r\n\r\nabc",
+                      headers={"Content-Type": "multipart/form-data"}, timeout=30)
+    assert r.status_code == 400 and "malformed multipart" in r.json()["error"], r.text
+    body = b"--b\r\nthis is no header\r\n\r\nabc\r\n--b--\r\n"
+    r = requests.post(f"{url}/predict", data=body,
+                      headers={"Content-Type": "multipart/form-data; boundary=b"}, timeout=30)
+    assert r.status_code == 400 and "malformed multipart" in r.json()["error"], r.text
+
+
+def test_max_seconds_holds_without_a_frame_count_and_paths_are_checked(strict_service,
+                                                                        tiny_videos):
+    """Raw MJPEG (8 frames, 0.32 s, no frame count in its header) under a 0.2 s limit: 422,
+    counted while decoding. Path bodies with a NUL byte or a 5,000-character name: 400 and
+    404 JSON; a real file under the folder is still too long for 0.2 s."""
+    from helpers import ROOT
+
+    url, _ = strict_service
+    mjpeg = (ROOT / "tests" / "footage" / "carphone.mjpeg").read_bytes()
+    r = _post(url, mjpeg)
+    assert r.status_code == 422 and "counted while decoding" in r.json()["error"], r.text
+    r = requests.post(f"{url}/predict", json={"path": "a\0b.avi"}, timeout=30)
+    assert r.status_code == 400 and "NUL" in r.json()["error"]
+    r = requests.post(f"{url}/predict", json={"path": "x" * 5000}, timeout=30)
+    assert r.status_code == 404 and "no such file" in r.json()["error"]
+    video = _video(tiny_videos).relative_to(tiny_videos)
+    r = requests.post(f"{url}/predict", json={"path": str(video)}, timeout=30)
+    assert r.status_code == 422 and "more than the 0.2 s" in r.json()["error"], r.text
