@@ -129,3 +129,55 @@ def test_predict_timeline_cli_writes_json_lines_tables_and_png(long_video, tiny_
     assert png is not None and png.shape[1] > 600
     assert (out / "windows.csv").read_text().startswith("video,start_s,end_s,start_frame,label_1")
     assert len((out / "segments.jsonl").read_text().splitlines()) == len(segs)
+
+
+@pytest.mark.parametrize("short_video", ["loop", "pad"])
+def test_a_video_shorter_than_one_clip_gives_the_clip_predict_takes(tmp_path, short_video):
+    """1, 2, 40 and 105 frames (a clip spans 106): one window, the very clip read_clips (what
+    predict scores) gives for the video, looped or padded; no KeyError."""
+    sampling = Sampling(8, 15, 64, 64, short_video)
+    frames = generator.render_clip("UCF101/v_PanUp_g01_c01.avi", 42)
+    for n in (1, 2, 40, 105):
+        path = _write(frames[:n], tmp_path / f"short{n}.avi")
+        stream = WindowStream(path, sampling, stride=53)
+        got = list(stream)
+        assert [start for start, _ in got] == [0], n
+        want = read_clips(path, lambda length: [0], sampling).array[0]
+        assert np.array_equal(got[0][1], want), (n, short_video)
+
+
+def test_timeline_cli_names_clamps_and_checks_out_first(long_video, tiny_model, tmp_path):
+    """Same-stem videos in two folders keep a timeline each (their paths in the CSVs); spans
+    end with the video (a stride past the end, a 1-frame video); an --out that is a file is
+    one line before any decoding."""
+    import argparse
+
+    from videoclf.errors import VideoclfError
+    from videoclf.inference.timeline.cli import output_names, run_timeline
+
+    path, _ = long_video
+    folder = tmp_path / "in"
+    for sub in ("a", "b"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "a" / "clip.avi").write_bytes(path.read_bytes())
+    one = generator.render_clip("UCF101/v_Still_g01_c01.avi", 42)[:1]
+    _write(one, folder / "b" / "clip.avi")
+    videos = sorted(folder.rglob("*.avi"))
+    assert output_names(videos) == [Path("a/clip.avi"), Path("b/clip.avi")]
+    assert output_names([path]) == [Path("long")]
+    args = argparse.Namespace(model=tiny_model, stride=(100000, "frames"), threshold=0.0,
+                              top_k=2, json=False, out=tmp_path / "out")
+    assert run_timeline(args, videos) == 0
+    for sub, video in zip(("a", "b"), videos):
+        table = (tmp_path / "out" / sub / "clip.avi" / "windows.csv").read_text()
+        assert str(video) in table
+        cap = cv2.VideoCapture(str(video))
+        duration = cap.get(cv2.CAP_PROP_FRAME_COUNT) / cap.get(cv2.CAP_PROP_FPS)
+        segs = [json.loads(line) for line in (tmp_path / "out" / sub / "clip.avi" /
+                                              "segments.jsonl").read_text().splitlines()]
+        assert segs and max(s["end_s"] for s in segs) <= duration + 1e-6, (sub, segs)
+        assert all(0 <= s["start_s"] <= s["end_s"] for s in segs)
+    (tmp_path / "file").write_text("x")
+    args.out = tmp_path / "file"
+    with pytest.raises(VideoclfError, match="a file is there, not a folder"):
+        run_timeline(args, videos)

@@ -106,7 +106,10 @@ class WindowStream:
                     break
                 f = self.frames
                 self.frames += 1
-                if self._wanted(f):
+                # Until a first window completes, every frame is kept: a video shorter than
+                # one clip takes the clip training would (looped or padded), whose frames no
+                # window samples (bounded by one clip span, as the windows' frames are).
+                if self._wanted(f) or (next_window == 0 and f < need):
                     kept[f] = letterbox(frame, s.height, s.width)
                 start = next_window * self.stride
                 if f == start + need - 1:
@@ -131,6 +134,12 @@ class WindowStream:
         plan = clip_indices(self.frames, 0, self.sampling)
         blank = np.zeros_like(next(iter(kept.values())))
         return np.stack([kept[i] if i is not None else blank for i in plan])
+
+
+def clamp(w: Window, duration_s: float) -> Window:
+    """``w`` with its span inside the video (a stride past the end, or a window longer than
+    a short video, ends with it)."""
+    return replace(w, start_s=min(w.start_s, duration_s), end_s=min(w.end_s, duration_s))
 
 
 def scan(predict: Callable[[np.ndarray], np.ndarray], stream: WindowStream,
