@@ -235,6 +235,7 @@ class DataParams:
     max_member_mb: int = _key(_int(1, 1 << 20))
     max_total_mb: int = _key(_int(1, 1 << 30))
     stall_seconds: int = _key(_int(1, 3600))
+    deadline_minutes: int = _key(_int(0, 10**6))
     fingerprint: Fingerprint = _key(_choice(Fingerprint))
     seed: int = _key(_int(0))
 

@@ -231,3 +231,52 @@ def test_only_a_403_or_404_status_is_final_not_a_port_that_contains_404():
         "HTTPConnectionPool(host='127.0.0.1', port=40459): Max retries exceeded with url: "
         "/archive.zip (Caused by ProtocolError('Connection aborted.'))"))
     assert not is_final(RemoteIOError("503 Server Error: for url: http://h:4040/a.zip"))
+
+
+@pytest.fixture
+def silent_server():
+    """A server on 127.0.0.1 that accepts every connection and never sends a byte."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}/a.zip", held
+    stop.set()
+    thread.join(5)
+    for c in held:
+        c.close()
+    srv.close()
+
+
+def test_a_server_that_never_answers_is_given_up_in_two_silent_attempts(silent_server):
+    """Every request times out waiting for the response headers: two attempts of three
+    requests each, not five (the stall timer covers the wait for an answer too)."""
+    url, held = silent_server
+    t0 = time.perf_counter()
+    with pytest.raises(readers.SourceUnreachable, match="the server sends nothing"):
+        readers.ZipSource(url, stall_seconds=1).names()
+    assert len(held) == 2 * (http_range.HTTP_RETRIES + 1)
+    assert time.perf_counter() - t0 < 20
+
+
+def test_the_stage_deadline_stops_retrying_with_one_line(silent_server):
+    url, held = silent_server
+    past = time.monotonic() - 1
+    with pytest.raises(readers.SourceUnreachable, match=r"deadline \(data.deadline_minutes\)"):
+        readers.ZipSource(url, stall_seconds=1, deadline=past).names()
+    assert not held  # no request started past the deadline

@@ -112,14 +112,19 @@ def is_final(e: RemoteZipError) -> bool:
 class RangeClient:
     """One zip archive at ``url``, read with Range requests."""
 
-    def __init__(self, url: str, stall_seconds: int):
+    def __init__(self, url: str, stall_seconds: int, deadline: float | None = None):
         self.url, self.stall_seconds = url, stall_seconds
+        self.deadline = deadline  # time.monotonic() past which no request starts
         self.session = retrying_session()
         self.dead_members = 0  # members in a row whose every attempt got no byte
         self._got = 0          # bytes received for the member being fetched
 
     def listing(self) -> RemoteZip:
-        """The central directory, retried with backoff like every transfer."""
+        """The central directory, retried with backoff like every transfer. Attempts whose
+        every request timed out without a byte (connect or response headers) end it after
+        DEAD_AFTER_MEMBERS in a row: a server that accepts and never answers is dead."""
+        silent = [0]
+
         def attempt() -> RemoteZip:
             try:
                 return RemoteZip(self.url, session=self.session,
@@ -133,15 +138,29 @@ class RangeClient:
             except RemoteZipError as e:
                 if is_final(e):
                     raise Unreachable(short(e)) from None  # retrying will not help
+                self._silent(silent, e)
                 raise Retry(short(e)) from None
             except TRANSFER_ERRORS as e:
                 raise_if_local(e)
+                self._silent(silent, e)
                 raise Retry(short(e)) from None
 
         try:
-            return with_retries(attempt, f"the central directory of {self.url}")
+            return with_retries(attempt, f"the central directory of {self.url}",
+                                deadline=self.deadline)
         except GaveUp as e:
             raise Unreachable(str(e)) from None
+
+    def _silent(self, count: list[int], e: BaseException) -> None:
+        """Count an attempt that timed out before any answer; the second in a row ends it."""
+        if "timed out" not in str(e).lower() and "timeout" not in type(e).__name__.lower():
+            count[0] = 0
+            return
+        count[0] += 1
+        if count[0] >= DEAD_AFTER_MEMBERS:
+            raise Unreachable(f"the server sends nothing ({count[0]} attempts in a row timed "
+                              f"out waiting for an answer, data.stall_seconds "
+                              f"{self.stall_seconds})") from None
 
     def fetch_member(self, info: zipfile.ZipInfo, dest: Path, bar: tqdm, max_bytes: int) -> None:
         """A member's raw bytes into ``<dest>.raw``, resuming from what is already there after
@@ -170,7 +189,7 @@ class RangeClient:
                 raise Retry(short(e)) from None
 
         try:
-            with_retries(attempt, info.filename)
+            with_retries(attempt, info.filename, deadline=self.deadline)
         except GaveUp as e:
             self.dead_members = self.dead_members + 1 if self._got == 0 else 0
             if self.dead_members >= DEAD_AFTER_MEMBERS:

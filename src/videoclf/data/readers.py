@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from .http_range import (
     raise_if_local,
     short,
 )
-from .retry import GaveUp, Retry, with_retries
+from .retry import DeadlineExceeded, GaveUp, Retry, with_retries
 from .splits import DatasetError, Video
 
 
@@ -94,7 +95,8 @@ def _crc32(path: Path) -> int:
 class ZipSource:
     """A zip archive: local (``zipfile``) or remote (``http_range``: Range requests)."""
 
-    def __init__(self, location: str, max_member_mb: int = 1024, stall_seconds: int = 60):
+    def __init__(self, location: str, max_member_mb: int = 1024, stall_seconds: int = 60,
+                 deadline: float | None = None):
         self.location = location
         self.max_bytes = max_member_mb * 2**20
         parsed = urlparse(location)
@@ -104,7 +106,8 @@ class ZipSource:
             self.path = str(Path(self.path).expanduser())
         self._zip: zipfile.ZipFile | None = None
         self.duplicates: list[dict] = []
-        self._client = RangeClient(self.path, stall_seconds) if self.remote else None
+        self._client = (RangeClient(self.path, stall_seconds, deadline) if self.remote
+                        else None)
 
     def describe(self) -> str:
         return f"{'remote' if self.remote else 'local'} zip {self.location}"
@@ -113,7 +116,7 @@ class ZipSource:
         if self._zip is None:
             try:
                 self._zip = self._client.listing() if self._client else zipfile.ZipFile(self.path)
-            except Unreachable as e:
+            except (Unreachable, DeadlineExceeded) as e:
                 raise SourceUnreachable(f"data.url: cannot read {self.location}: {e}") from None
             except zipfile.BadZipFile:
                 raise DatasetError(f"data.url: {self.location} is not a zip archive") from None
@@ -205,7 +208,7 @@ class ZipSource:
             return str(e)
         except Refused as e:
             return f"refused: {e}"
-        except Unreachable as e:
+        except (Unreachable, DeadlineExceeded) as e:
             raise SourceUnreachable(f"data.url: {self.location}: {e}") from None
         return None
 
@@ -380,7 +383,8 @@ def open_source(data: DataParams, workers: int = 0) -> Source:
     local = local_path(url)
     if local is not None and local.is_dir():
         return DirSource(url, local)
-    return ZipSource(url, data.max_member_mb, data.stall_seconds)
+    deadline = (time.monotonic() + 60 * data.deadline_minutes) if data.deadline_minutes else None
+    return ZipSource(url, data.max_member_mb, data.stall_seconds, deadline)
 
 
 def staging_key(data: DataParams) -> str:

@@ -24,14 +24,23 @@ class GaveUp(Exception):
     """Every attempt failed: ``failed after N attempts: <last reason>``."""
 
 
+class DeadlineExceeded(Exception):
+    """The stage's overall deadline (``data.deadline_minutes``) passed."""
+
+
 def with_retries(attempt: Callable[[], T], what: str, *,
-                 between: Callable[[], None] | None = None) -> T:
+                 between: Callable[[], None] | None = None,
+                 deadline: float | None = None) -> T:
     """``attempt()`` until it returns; each ``Retry`` it raises is followed by ``between()``
     (reopen a connection, say) and a pause of ``backoff * 2**k`` seconds. Any other exception
-    ends the loop at once (it is not a failure another attempt fixes)."""
+    ends the loop at once (it is not a failure another attempt fixes). ``deadline``
+    (``time.monotonic()``): no attempt starts after it (``DeadlineExceeded``)."""
     attempts, backoff = ATTEMPTS, BACKOFF_SECONDS  # read at call time (tests lower them)
     reason = ""
     for n in range(1, attempts + 1):
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceeded(f"{what}: the deadline (data.deadline_minutes) passed"
+                                   + (f"; last: {reason}" if reason else ""))
         try:
             return attempt()
         except Retry as e:
