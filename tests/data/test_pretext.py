@@ -114,3 +114,12 @@ def test_a_pool_too_small_or_an_unreachable_folder_is_one_line(pool, tiny_videos
     missing = dataclasses.replace(p.data, unlabeled_url=str(tmp_path / "nowhere.zip"))
     with pytest.raises(DatasetError, match="data.unlabeled_url"):
         pretext.gather_pool(tiny_videos, missing, tmp_path / "staging", 1)
+    for name, files in (("empty", {}), ("no_videos", {"notes.txt": b"x", "a/b.jpg": b"y"})):
+        folder = tmp_path / name
+        folder.mkdir()
+        for rel, data in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(data)
+        given = dataclasses.replace(p.data, unlabeled_url=str(folder))
+        with pytest.raises(DatasetError, match=f"data.unlabeled_url: {folder} holds no video"):
+            pretext.gather_pool(tiny_videos, given, tmp_path / "staging", 1)

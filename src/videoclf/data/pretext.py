@@ -128,6 +128,11 @@ def _unlabeled(data: DataParams, staging: Path, workers: int, report: PoolReport
             elif verdict[0] != "folder":
                 into = report.skipped if verdict[0] == "refused" else report.left_out
                 into.append({"member": f"unlabeled/{name}", "reason": verdict[1]})
+        if not candidates:
+            other = len(report.left_out) + len(report.skipped)
+            raise DatasetError(f"data.unlabeled_url: {data.unlabeled_url} holds no video file"
+                               + (f" ({other} other file(s), none a video)" if other else
+                                  " (it is empty)"))
         where = staging / readers.staging_key(as_source)
         check_space(src.declared_bytes(candidates), staging, data.max_total_mb)
         where.mkdir(parents=True, exist_ok=True)
