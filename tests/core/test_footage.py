@@ -175,8 +175,13 @@ def test_predict_reads_every_container_and_reports_the_damaged_one(tiny_model, t
                         str(tiny_model), "--json", "--clips", "1"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1
-    done = {Path(json.loads(line)["video"]).name for line in r.stdout.splitlines()}
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    done = {Path(o["video"]).name for o in lines if "top_k" in o}
     assert done == set(GOOD)
+    # every other file is in the JSON too: unreadable (with why) or left out (not a video)
+    assert {Path(o["video"]).name for o in lines if "error" in o} == {DAMAGED, SHORT_HEADER}
+    assert {Path(o["video"]).name: o["left_out"] for o in lines if "left_out" in o} == {
+        "make_more_footage.py": "not a video file (.py)"}
     errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2 and any(DAMAGED in e and "damaged" in e for e in errors)
     assert any(SHORT_HEADER in e for e in errors) and "Traceback" not in r.stderr
