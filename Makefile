@@ -13,7 +13,7 @@ setup: $(STAMP) $(PLOTS_PAGE)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,ray]'
 	touch $@
 
 # The offline page template of `dvc plots show` (named in .dvc/config).

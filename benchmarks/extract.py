@@ -1,6 +1,7 @@
 """Extract speed: the tutorial's per-clip decoding against the extract stage, on the same videos.
 
     python benchmarks/extract.py [--videos 500] [--size 224] [--n-frames 10] [--frame-step 15]
+                                 [--engine ray]
 
 Uses data/videos when the pipeline has run (else generates built-in clips). Prints, each
 measured in this run (compare ratios, never figures from another machine):
@@ -8,13 +9,18 @@ measured in this run (compare ratios, never figures from another machine):
 - the extract stage with 1 and with 2 workers (1 clip per video), and the ratios;
 - what the decoding checks cost: the download stage's full-length count of every video, and
   a straight decode from frame 0 against a seek to the clip (the old, unchecked way);
-- the start-up of a fresh interpreter importing the extract stage.
+- the start-up of a fresh interpreter importing the extract stage;
+- with ``--engine ray``: the extract stage on Ray (started here, as many CPUs as the pool has
+  workers) beside the local pool, the ratio, Ray's overhead per video, the driver's peak RSS
+  while Ray runs, whether the bytes are the same, and the CPUs that would extract UCF101 and
+  Kinetics-400 in one hour at the measured cost per video (these videos, not theirs).
 The last line is JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -66,12 +72,75 @@ def _rate(n: int, fn) -> float:
     return n / (time.perf_counter() - t0)
 
 
+class _PeakRSS:
+    """The peak resident memory of this process while the block runs (VmRSS sampled)."""
+
+    def __enter__(self):
+        import threading
+
+        self.peak, self._stop = 0, threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(0.02):
+                for line in Path("/proc/self/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.peak = max(self.peak, int(line.split()[1]) * 1024)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# Videos in each set (UCF101: 13,320; Kinetics-400: about 240,000 train + val).
+SETS = {"ucf101": 13_320, "kinetics400": 240_000}
+
+
+def _ray_beside_local(manifest, videos_dir: Path, tmp: Path, frames, classes, out: dict) -> dict:
+    from videoclf.engine import open_engine
+    from videoclf.params import EngineParams
+
+    cpus = 2
+    res: dict = {}
+    t0 = time.perf_counter()
+    with open_engine(EngineParams("ray", ""), "extract", workers=cpus) as engine:
+        res["ray_start_s"] = time.perf_counter() - t0
+        with _PeakRSS() as rss:
+            t0 = time.perf_counter()
+            index = extract(manifest, videos_dir, tmp / "frames_ray", frames, classes, engine)
+            res["extract_ray_clips_per_s"] = len(index) / (time.perf_counter() - t0)
+    res["ray_driver_peak_rss_mb"] = rss.peak / 2**20
+    local = out[f"extract_{cpus}w_clips_per_s"]
+    res["ratio_ray_vs_local"] = res["extract_ray_clips_per_s"] / local
+    # CPU-seconds per video on each backend; the difference is what Ray adds to a video.
+    res["ray_overhead_ms_per_video"] = 1000 * cpus * (1 / res["extract_ray_clips_per_s"]
+                                                      - 1 / local)
+    res["same_bytes_ray_local"] = all((tmp / "frames_ray" / f.name).read_bytes() == f.read_bytes()
+                                      for f in (tmp / "frames2").iterdir())
+    per_video_cpu_s = cpus / res["extract_ray_clips_per_s"]
+    for name, n in SETS.items():
+        res[f"cpus_for_{name}_in_1h"] = int(np.ceil(n * per_video_cpu_s / 3600))
+    print(f"extract stage on Ray ({cpus} CPUs, started in {res['ray_start_s']:.1f} s): "
+          f"{res['extract_ray_clips_per_s']:.1f} clips/s, {res['ratio_ray_vs_local']:.2f}x the "
+          f"local pool, {res['ray_overhead_ms_per_video']:.1f} ms per video added; driver peak "
+          f"RSS {res['ray_driver_peak_rss_mb']:.0f} MB; same bytes: {res['same_bytes_ray_local']}")
+    print(f"at {per_video_cpu_s * 1000:.0f} CPU-ms per video: UCF101 in one hour on "
+          f"{res['cpus_for_ucf101_in_1h']} CPUs, Kinetics-400 on "
+          f"{res['cpus_for_kinetics400_in_1h']}")
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=500)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--n-frames", type=int, default=10)
     ap.add_argument("--frame-step", type=int, default=15)
+    ap.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="ray: also the extract stage on Ray beside the local pool")
     ap.add_argument("--tutorial-videos", type=int, default=100,
                     help="videos timed for the (slow) tutorial path; its rate is per clip")
     args = ap.parse_args()
@@ -94,7 +163,7 @@ def main() -> None:
             "width": args.size, "train_clips_per_video": 1}}).frames
         classes = sorted(manifest["class"].unique())
         for workers in (1, 2):
-            frames["workers"] = workers
+            frames = dataclasses.replace(frames, workers=workers)
             t0 = time.perf_counter()
             index = extract(manifest, videos_dir, tmp / f"frames{workers}", frames, classes)
             out[f"extract_{workers}w_clips_per_s"] = len(index) / (time.perf_counter() - t0)
@@ -108,6 +177,8 @@ def main() -> None:
         print(f"speed-up over the tutorial: {out['ratio_vs_tutorial']:.1f}x; second core: "
               f"{out['ratio_2w_vs_1w']:.2f}x; same bytes: {out['same_bytes_1w_2w']}")
 
+        if args.engine == "ray":
+            out.update(_ray_beside_local(manifest, videos_dir, tmp, frames, classes, out))
         # What the checks cost, one process each.
         s = frames.sampling
         sub = paths[:200]

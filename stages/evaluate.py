@@ -2,6 +2,7 @@
 per_class.json, eval/)."""
 
 from videoclf.artifacts import read_manifest
+from videoclf.engine import open_engine
 from videoclf.stage import run
 
 
@@ -10,7 +11,8 @@ def main(p, a) -> None:
     from videoclf.inference.predictors import load_predictor  # TensorFlow loads after the checks
 
     predict, info = load_predictor(a.model)
-    evaluate(predict, info, read_manifest(a.videos), a.videos, a.metrics, p.evaluate)
+    with open_engine(p.engine, "evaluate") as engine:
+        evaluate(predict, info, read_manifest(a.videos), a.videos, a.metrics, p.evaluate, engine)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from .artifacts import DEFAULT_MODEL_DIR
+from .choices import Backend, options
 from .errors import VideoclfError
+from .params import EngineParams
 from .video import is_video
 
 
@@ -98,6 +100,12 @@ def predict_main(argv: list[str]) -> int:
                          "evaluate.clips_per_video when it was trained)")
     ap.add_argument("--workers", type=_at_least(0), default=0,
                     help="decoding processes (0 = all cores)")
+    ap.add_argument("--engine", choices=options(Backend), default="local",
+                    help="where videos are decoded: local (a process pool) or ray "
+                         "(Ray tasks, the same output; engine.* in params.yaml)")
+    ap.add_argument("--address", default="",
+                    help="--engine ray: the cluster (auto, host:6379, ray://host:10001); "
+                         "default: a Ray started on this machine")
     ap.add_argument("--min-decodable", type=float, default=0.5,
                     help="a video decoding less than this share of the frames its header "
                          "declares is reported as damaged, not predicted (default 0.5)")
@@ -148,14 +156,27 @@ def _predict(args: argparse.Namespace) -> int:
     # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
     read_info(args.model)
 
-    from .inference.scoring import score_videos, top_k, video_probs
+    from .engine import open_engine
+    from .inference.scoring import score_videos
 
     predict, info = load_predictor(args.model)
     labels = info.labels
     clips = args.clips or info.clips_per_video
+    with open_engine(EngineParams(args.engine, args.address), "predict", args.workers) as engine:
+        failed = _print_scores(args, score_videos(predict, videos, info.sampling, clips,
+                                                  min_decodable=args.min_decodable,
+                                                  engine=engine), labels)
+    if failed:
+        print(f"{failed} of {len(videos)} video(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_scores(args: argparse.Namespace, scored, labels: list[str]) -> int:
+    """Print each video's top-k (text or JSON lines); the number that could not be read."""
+    from .inference.scoring import top_k, video_probs
+
     failed = 0
-    for path, clip_probs, error in score_videos(predict, videos, info.sampling, clips, args.workers,
-                                                min_decodable=args.min_decodable):
+    for path, clip_probs, error in scored:
         if error or clip_probs is None:
             failed += 1
             print(f"error: {path}: {error}", file=sys.stderr)
@@ -169,9 +190,7 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"{path}")
             for rank, b in enumerate(best, 1):
                 print(f"  {rank}. {b['label']:<24} {b['probability']:.3f}")
-    if failed:
-        print(f"{failed} of {len(videos)} video(s) could not be read", file=sys.stderr)
-    return 1 if failed else 0
+    return failed
 
 
 def serve_main(argv: list[str]) -> int:

@@ -29,6 +29,8 @@ LrSchedule = Literal["constant", "cosine"]
 Balance = Literal["none", "sample", "sqrt", "weight"]
 Distribute = Literal["auto", "none", "mirrored", "multi_worker"]
 AutoOrBool = Literal["auto", True, False]  # train.mixed_precision, train.jit_compile
+# engine.* (engine.py: where decode-bound work runs)
+Backend = Literal["local", "ray"]
 # pretrain.* (data/pretext.py)
 PretextTask = Literal["pace", "arrow"]
 

@@ -9,3 +9,7 @@ from __future__ import annotations
 
 class VideoclfError(Exception):
     """Something the user can fix: the message names it in one line."""
+
+
+class EngineError(VideoclfError):
+    """The engine of decode-bound work failed (no Ray cluster at the address, a node lost)."""

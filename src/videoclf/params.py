@@ -23,6 +23,7 @@ import yaml
 from .choices import (
     MOTION_SCALED,
     AutoOrBool,
+    Backend,
     Balance,
     BuiltinStyle,
     Distribute,
@@ -350,6 +351,15 @@ class PretrainParams:
 
 
 @dataclass(frozen=True)
+class EngineParams:
+    """Where decode-bound work runs (download's check, extract, evaluate's scoring). Read by
+    those stages but a dependency of none: the outputs are the same bytes on either backend."""
+
+    backend: Backend = _key(_choice(Backend))
+    address: str = _key(_optional_str)
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     frames: FramesParams
@@ -357,6 +367,7 @@ class Params:
     pretrain: PretrainParams
     train: TrainParams
     evaluate: EvaluateParams
+    engine: EngineParams
 
 
 T = TypeVar("T")

@@ -50,8 +50,9 @@ def test_every_module_sits_in_a_wing_or_the_core():
     core = sorted(n for n in mods if _wing(n) is None)
     assert core == sorted([
         "videoclf", "videoclf.__main__", "videoclf._tf", "videoclf.artifacts", "videoclf.choices",
-        "videoclf.closure", "videoclf.errors", "videoclf.outputs", "videoclf.params",
-        "videoclf.pool", "videoclf.seeding", "videoclf.stage", "videoclf.video",
+        "videoclf.closure", "videoclf.engine", "videoclf.errors", "videoclf.outputs",
+        "videoclf.params", "videoclf.pool", "videoclf.ray_engine", "videoclf.seeding",
+        "videoclf.stage", "videoclf.video",
         *[f"videoclf.{w}" for w in WINGS]])
 
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from videoclf.engine import LocalEngine
 from videoclf.inference.evaluate import (
     bootstrap_ci,
     classification_metrics,
@@ -63,7 +64,7 @@ def test_evaluate_writes_metrics(tiny_model, tiny_videos, tiny_manifest, tmp_pat
     predict, info = load_predictor(tiny_model)
     classes = info.labels
     s = evaluate(predict, replace(info, clips_per_video=k), tiny_manifest, tiny_videos, tmp_path,
-                 tiny_params.evaluate, workers=2)
+                 tiny_params.evaluate, LocalEngine(2))
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m == s
     assert {"accuracy", "precision", "recall", "precision_weighted", "recall_weighted", "f1",

@@ -119,3 +119,20 @@ def test_a_damaged_video_is_one_line_without_ffmpegs_own(model_copy, venv_env):
     assert "[ogg @" not in r.stderr and "WARN" not in r.stderr, r.stderr[-2000:]
     assert [line for line in r.stderr.splitlines() if "error" in line] == [
         f"error: {damaged}: " + r.stderr.split(f"error: {damaged}: ", 1)[1].splitlines()[0]]
+
+
+def test_a_folder_on_ray_prints_the_local_json_lines(model_copy, tmp_path, venv_env):
+    """``--engine ray`` (a Ray started for the command) decodes on Ray tasks and prints the
+    very lines of the local pool, a damaged file's included; Ray's own log stays out."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("h264_carphone.mp4", "carphone.y4m", "mpeg4_bframes.avi", "h264.mkv"):
+        shutil.copy(ROOT / "tests" / "footage" / name, folder / name)
+    (folder / "broken.mp4").write_bytes(b"\x00" * 4096)
+    cmd = ["-m", "videoclf", "predict", folder, "--model", model_copy, "--json"]
+    local = run_python([*cmd, "--workers", "1"], tmp_path, venv_env)
+    on_ray = run_python([*cmd, "--workers", "2", "--engine", "ray"], tmp_path, venv_env)
+    assert local.returncode == on_ray.returncode == 1  # the broken file
+    assert on_ray.stdout == local.stdout and len(local.stdout.splitlines()) == 5
+    assert "predict: Ray at " in on_ray.stderr and ", 1 node, 2 CPUs" in on_ray.stderr
+    assert "worker.py" not in on_ray.stderr and "WARNING" not in on_ray.stderr, on_ray.stderr

@@ -3,6 +3,7 @@ import matplotlib.image as mpimg
 import pytest
 
 from videoclf.artifacts import read_model_info
+from videoclf.engine import LocalEngine
 from videoclf.inference.evaluate import evaluate
 from videoclf.report.plot import make_plots, read_history
 
@@ -12,7 +13,8 @@ def test_plots_are_written(tiny_model, tiny_frames, tiny_videos, tiny_manifest, 
     from videoclf.inference.predictors import load_predictor
 
     predict, info = load_predictor(tiny_model)
-    evaluate(predict, info, tiny_manifest, tiny_videos, tmp_path, tiny_params.evaluate, workers=1)
+    evaluate(predict, info, tiny_manifest, tiny_videos, tmp_path, tiny_params.evaluate,
+             LocalEngine(1))
     live = tiny_frames.parent / "live"
     history = read_history(live)
     assert set(history.split) == {"train", "val"} and set(history.metric) == {"loss", "accuracy"}

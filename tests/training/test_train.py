@@ -152,7 +152,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_frames, tiny_videos, tmp_pat
         predict, info = load_predictor(out / "model")
         videos = Path(r"{tiny_videos}")
         m = evaluate(predict, info, pd.read_parquet(videos / "manifest.parquet"),
-                     videos, out / "metrics", p.evaluate, workers=1)
+                     videos, out / "metrics", p.evaluate, LocalEngine(1))
         print(json.dumps({{"runtime": s.runtime, "test_videos": m["test_videos"]}}))
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

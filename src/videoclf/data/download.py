@@ -8,6 +8,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -17,9 +18,9 @@ import pandas as pd
 from .. import video
 from ..artifacts import MANIFEST, MANIFEST_COLUMNS, SPLITS, VIDEOS_REPORT
 from ..choices import Layout
+from ..engine import Engine, LocalEngine
 from ..outputs import staged_dir, write_json, write_parquet
 from ..params import DataParams, as_dict
-from ..pool import map_videos
 from ..seeding import derive_seed
 from . import readers
 from .splits import (
@@ -54,16 +55,24 @@ def list_videos(source: readers.Source, layout: Layout) -> Listing:
     return listing
 
 
-def _measure(job: tuple[Path, float]) -> tuple[int, dict | None]:
-    path, min_decodable = job
+@dataclass(frozen=True)
+class MeasureJob:
+    """One fetched video to decode in full: its real frame count, or why it is skipped."""
+
+    path: Path
+    min_decodable: float
+
+
+def _measure(job: MeasureJob) -> tuple[int, dict | None]:
     try:
-        return video.measure(path, min_decodable).decoded, None
+        return video.measure(job.path, job.min_decodable).decoded, None
     except video.VideoError as e:
         return 0, e.report()
 
 
 def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int = 0,
-             flip_pairs: Sequence[Sequence[str]] = ()) -> pd.DataFrame:
+             flip_pairs: Sequence[Sequence[str]] = (), engine: Engine | None = None
+             ) -> pd.DataFrame:
     """Build ``out_dir/{train,val,test}/<Class>/<video>``, ``manifest.parquet`` and
     ``report.json``.
 
@@ -94,12 +103,13 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
     if note and data.split_by == "group":
         log.warning("download: %s", note)
 
+    run: Engine = engine or LocalEngine(workers)
     staging = staging_root / readers.staging_key(data)
     check_space(source.declared_bytes(selected), staging_root, data.max_total_mb)
     staging.mkdir(parents=True, exist_ok=True)
     try:
         manifest, skipped = _fetch_and_place(
-            source, listing, selected, splits, classes, staging, out_dir, data, note, workers)
+            source, listing, selected, splits, classes, staging, out_dir, data, note, run)
     except (KeyboardInterrupt, readers.SourceUnreachable):
         raise  # staging is kept: a rerun resumes what was fetched
     except BaseException:
@@ -114,13 +124,13 @@ def download(data: DataParams, out_dir: Path, staging_root: Path, workers: int =
 
 def _fetch_and_place(source: readers.Source, listing: Listing, selected: list[Video],
                      splits: dict[str, list[Video]], classes: list[str], staging: Path,
-                     out_dir: Path, data: DataParams, note: str | None, workers: int
+                     out_dir: Path, data: DataParams, note: str | None, engine: Engine
                      ) -> tuple[pd.DataFrame, list[dict]]:
     paths: dict[str, Path] = {}
     checks: dict[str, tuple[int, dict | None]] = {}
     failures: list[dict] = []
-    fetch = partial(_fetch_checked, source, staging, data.min_decodable,
-                    workers or os.cpu_count() or 1, paths, checks, failures)
+    fetch = partial(_fetch_checked, source, staging, data.min_decodable, engine, paths, checks,
+                    failures)
     fetch(selected)
     _refill(listing.videos, splits, classes, checks, fetch, data.seed)
     skipped = listing.refused + source.refused() + failures
@@ -156,7 +166,7 @@ def _fetch_and_place(source: readers.Source, listing: Listing, selected: list[Vi
     return manifest, skipped
 
 
-def _fetch_checked(source: readers.Source, staging: Path, min_decodable: float, workers: int,
+def _fetch_checked(source: readers.Source, staging: Path, min_decodable: float, engine: Engine,
                    paths: dict[str, Path], checks: dict[str, tuple[int, dict | None]],
                    failures: list[dict], videos: list[Video]) -> None:
     """Fetch ``videos`` and decode each once in full; results are added to the mappings."""
@@ -164,8 +174,8 @@ def _fetch_checked(source: readers.Source, staging: Path, min_decodable: float, 
     paths.update(got)
     failures += failed
     fetched = [v for v in videos if v.member in got]
-    new = dict(zip((v.member for v in fetched), map_videos(
-        _measure, [(got[v.member], min_decodable) for v in fetched], workers, "check")))
+    new = dict(zip((v.member for v in fetched), engine.map(
+        _measure, [MeasureJob(got[v.member], min_decodable) for v in fetched], "check")))
     _check_whole(source, new, paths)
     checks.update(new)
 

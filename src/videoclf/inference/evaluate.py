@@ -20,6 +20,7 @@ from ..artifacts import (
     THROUGHPUT,
     ModelInfo,
 )
+from ..engine import Engine
 from ..errors import VideoclfError
 from ..outputs import write_json
 from ..params import EvaluateParams
@@ -113,7 +114,7 @@ class _Scores:
 
 
 def _score(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
-           workers: int) -> _Scores:
+           engine: Engine | None) -> _Scores:
     test = manifest[manifest.split == "test"].sort_values("video")
     foreign = sorted(set(test["class"]) - set(info.labels))
     if foreign:
@@ -128,8 +129,8 @@ def _score(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
     label_of = dict(zip(test.video, test["class"]))
     lengths = [int(n) for n in test.frames] if "frames" in test else None  # measured on download
     t0 = time.perf_counter()
-    scored = score_videos(predict, paths, info.sampling, info.clips_per_video, workers,
-                          lengths=lengths)
+    scored = score_videos(predict, paths, info.sampling, info.clips_per_video, lengths=lengths,
+                          engine=engine)
     for path, clip_probs, error in scored:
         rel = path.relative_to(videos_dir).as_posix()
         if error or clip_probs is None:
@@ -149,17 +150,19 @@ def _score(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
 
 
 def evaluate(predict, info: ModelInfo, manifest: pd.DataFrame, videos_dir: Path,
-             metrics_dir: Path, evaluate_params: EvaluateParams, workers: int = 0) -> dict:
+             metrics_dir: Path, evaluate_params: EvaluateParams, engine: Engine | None = None
+             ) -> dict:
     """Score the test split as the predict command does (``predict``: clips -> logits from
     ``predictors.load_predictor``; the model folder's sampling and clips per video) and write
     metrics.json, per_class.json and eval/ plot data.
 
     Video-level figures average the softmax of a video's clips; ``clip_accuracy`` scores each
     clip alone (the R(2+1)D paper reports both); ``accuracy_ci95`` is a seeded bootstrap over
-    test videos (``evaluate.bootstrap`` resamples, ``evaluate.seed``).
+    test videos (``evaluate.bootstrap`` resamples, ``evaluate.seed``). ``engine``: where the
+    videos are decoded (this machine's pool if None).
     """
     classes = info.labels
-    sc = _score(predict, info, manifest, videos_dir, workers)
+    sc = _score(predict, info, manifest, videos_dir, engine)
     predicted = sc.probs.argmax(axis=1)
     summary, per_class, _ = classification_metrics(sc.actual, predicted, classes)
     nll = -np.log(np.clip(sc.probs[np.arange(len(sc.actual)), sc.actual], 1e-12, 1.0))

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from ..pool import map_videos
+from ..engine import Engine, LocalEngine
 from ..video import Sampling, VideoError, eval_starts, read_clips
 
 
@@ -24,11 +24,18 @@ def sample_video(path: Path, k: int, sampling: Sampling, length: int | None = No
                       length=length, min_decodable=min_decodable).array
 
 
-def _sample(job: tuple[Path, int | None], k: int, sampling: Sampling, min_decodable: float
+@dataclass(frozen=True)
+class SampleJob:
+    """One video to sample, with its frame count where already measured."""
+
+    path: Path
+    length: int | None
+
+
+def _sample(job: SampleJob, k: int, sampling: Sampling, min_decodable: float
             ) -> tuple[np.ndarray | None, str | None]:
-    path, length = job
     try:
-        return sample_video(path, k, sampling, length, min_decodable), None
+        return sample_video(job.path, k, sampling, job.length, min_decodable), None
     except VideoError as e:
         return None, str(e)
 
@@ -41,17 +48,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def sample_videos(paths: list[Path], sampling: Sampling, k: int, workers: int = 0,
-                  lengths: list[int] | None = None, min_decodable: float = 0.0
+                  lengths: list[int] | None = None, min_decodable: float = 0.0,
+                  engine: Engine | None = None
                   ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
-    """``(path, clips [K, T, H, W, 3], error)`` per video, in order, decoded by a process
-    pool; a video that cannot be read (or, below ``min_decodable``, is damaged) gives
-    ``(path, None, reason)``. ``lengths``: frame counts already measured (the manifest's),
-    else found while decoding."""
-    workers = workers or os.cpu_count() or 1
+    """``(path, clips [K, T, H, W, 3], error)`` per video, in order, decoded by ``engine``
+    (the local pool of ``workers`` if None); a video that cannot be read (or, below
+    ``min_decodable``, is damaged) gives ``(path, None, reason)``. ``lengths``: frame counts
+    already measured (the manifest's), else found while decoding."""
+    run: Engine = engine or LocalEngine(workers)
     paths = list(paths)
-    jobs = list(zip(paths, lengths if lengths is not None else [None] * len(paths)))
-    results = map_videos(partial(_sample, k=k, sampling=sampling, min_decodable=min_decodable),
-                         jobs, workers, "score", chunksize=1)
+    jobs = [SampleJob(p, n) for p, n in
+            zip(paths, lengths if lengths is not None else [None] * len(paths))]
+    results = run.map(partial(_sample, k=k, sampling=sampling, min_decodable=min_decodable),
+                      jobs, "score", chunksize=1)
     for path, (clips, error) in zip(paths, results):
         yield path, clips, error
 
@@ -59,7 +68,7 @@ def sample_videos(paths: list[Path], sampling: Sampling, k: int, workers: int = 
 def score_videos(predict: Callable[[np.ndarray], np.ndarray], paths: list[Path],
                  sampling: Sampling, k: int,
                  workers: int = 0, batch_size: int = 16, lengths: list[int] | None = None,
-                 min_decodable: float = 0.0
+                 min_decodable: float = 0.0, engine: Engine | None = None
                  ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
     """Yield ``(path, class probabilities of each clip [K, C], error)`` per video, in order;
     the video's prediction is the mean over its clips (``video_probs``).
@@ -80,7 +89,7 @@ def score_videos(predict: Callable[[np.ndarray], np.ndarray], paths: list[Path],
         pending.clear()
 
     for path, clips, error in sample_videos(paths, sampling, k, workers, lengths,
-                                            min_decodable):
+                                            min_decodable, engine):
         if error or clips is None:
             yield from flush() if pending else ()
             yield path, None, error
