@@ -92,8 +92,12 @@ def _init(address: str, workers: int) -> None:
             ray.init(address="local", num_cpus=workers or os.cpu_count() or 1,
                      include_dashboard=False, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
+        hint = ("; a cluster that `ray start --head` began with token authentication (Ray's "
+                "default) also needs RAY_AUTH_MODE=token here" if address
+                and os.environ.get("RAY_AUTH_MODE") != "token" else "")
         raise EngineError(f"cannot connect to Ray at {address or 'this machine'}: "
-                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                          f"{hint}") from None
 
 
 @dataclass
