@@ -323,6 +323,8 @@ class TrainSummary:
     runtime: str
     init_sha256: str | None = None
     pretrained_sha256: str | None = None
+    stopped_epoch: int | None = None   # train.patience ended training at this epoch
+    stop_reason: str | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -26,6 +26,7 @@ MotionDownscale = Literal["mean", "stem"]
 StemStride = Literal[1, 2, 4]
 # train.* (train, inputs.class_balance, runtime)
 LrSchedule = Literal["constant", "cosine"]
+Monitor = Literal["val_loss", "val_accuracy"]  # train.monitor: early stopping, restore_best
 Balance = Literal["none", "sample", "sqrt", "weight"]
 Distribute = Literal["auto", "none", "mirrored", "multi_worker"]
 AutoOrBool = Literal["auto", True, False]  # train.mixed_precision, train.jit_compile

@@ -32,6 +32,7 @@ from .choices import (
     InputKind,
     Layout,
     LrSchedule,
+    Monitor,
     MotionDownscale,
     Norm,
     PretextTask,
@@ -305,7 +306,8 @@ class TrainParams:
     distribute: Distribute = _key(_choice(Distribute))
     precise_bn_batches: int = _key(_int(0, 100000))
     restore_best: bool = _key(_bool)
-    early_stopping_patience: int = _key(_int(0, 10000))
+    monitor: Monitor = _key(_choice(Monitor))
+    patience: int = _key(_int(0, 10000))
     deterministic: bool = _key(_bool)
 
 
@@ -340,7 +342,8 @@ class PretrainParams:
     distribute: Distribute = _key(_choice(Distribute))
     precise_bn_batches: int = _key(_int(0, 100000))
     restore_best: bool = _key(_bool)
-    early_stopping_patience: int = _key(_int(0, 10000))
+    monitor: Monitor = _key(_choice(Monitor))
+    patience: int = _key(_int(0, 10000))
     deterministic: bool = _key(_bool)
 
     def as_train(self) -> TrainParams:

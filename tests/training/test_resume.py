@@ -53,7 +53,7 @@ def test_train_killed_mid_run_resumes_to_the_same_bytes(tiny_frames, tmp_path, v
     """SIGKILL after the second of four epochs, then the same command again: it resumes
     from the checkpoint (weights, optimizer, schedule, EarlyStopping, dvclive rows) and ends
     with the bytes of an uninterrupted run; the checkpoint is removed when training ends."""
-    changes = {"train": {"epochs": 4, "early_stopping_patience": 3}}
+    changes = {"train": {"epochs": 4, "patience": 3}}
     (tmp_path / "whole").mkdir()
     whole = write_project(tmp_path / "whole", changes)
     cmd = train_stage(tiny_frames, whole)

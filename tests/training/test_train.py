@@ -65,6 +65,33 @@ def test_same_params_same_weights(tiny_frames, tiny_params, tmp_path):
     assert live["kept"]["kept_val_loss"] == pytest.approx(summary.kept_val_loss)
 
 
+@pytest.mark.slow
+def test_patience_stops_when_the_monitored_value_stands_and_says_so(tiny_frames, tmp_path,
+                                                                     caplog):
+    """A learning rate too small to move the weights: val accuracy stands from epoch 1, so
+    train.patience 1 ends a 6-epoch run after epoch 2, in the log, train.json and the plot."""
+    import logging
+
+    from videoclf.report.plot import learning_curves, read_history
+    from videoclf.training.train import train
+
+    caplog.set_level(logging.INFO)
+    p = project_params({"train": {"epochs": 6, "batch_size": 4, "learning_rate": 1e-12,
+                                  "patience": 1, "monitor": "val_accuracy"},
+                        "model": {"input": "diff"}})
+    summary = train(tiny_frames, tmp_path / "m", tmp_path / "live", p.model, p.train,
+                    clips_per_video=1)
+    assert summary.epochs_run == 2 and summary.stopped_epoch == 2 and summary.best_epoch == 1
+    assert summary.stop_reason == ("val_accuracy not higher for 1 epochs since epoch 1 "
+                                   "(train.patience 1)")
+    assert "train: stopped at epoch 2 of 6: val_accuracy not higher" in caplog.text
+    saved = json.loads((tmp_path / "m" / "train.json").read_text())
+    assert saved["stopped_epoch"] == 2 and saved["stop_reason"] == summary.stop_reason
+    learning_curves(read_history(tmp_path / "live"), tmp_path / "curves.png",
+                    stopped=summary.stopped_epoch)
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
 def _cpu_only_env() -> dict:
     """The same run on any host: GPUs hidden, so the replicas are the CPUs asked for."""
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")

@@ -56,9 +56,10 @@ def _save(fig, path: Path) -> None:
 
 
 def learning_curves(history: pd.DataFrame, path: Path, best_epoch: int | None = None,
-                    pretext: pd.DataFrame | None = None) -> None:
+                    pretext: pd.DataFrame | None = None, stopped: int | None = None) -> None:
     """Loss and accuracy per epoch, train against validation, side by side; with the
-    pretrain stage's curves (``pretext``) as two more lines where it ran."""
+    pretrain stage's curves (``pretext``) as two more lines where it ran, and a red line at
+    the epoch early stopping (``train.patience``) ended training."""
     if pretext is not None:
         history = pd.concat([history, pretext.assign(split="pretext " + pretext.split)],
                             ignore_index=True)
@@ -72,6 +73,9 @@ def learning_curves(history: pd.DataFrame, path: Path, best_epoch: int | None = 
             ax.set_ylim(0, 1.02)
         if best_epoch:
             ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        if stopped:
+            ax.axvline(stopped, color="tab:red", ls=":", lw=1.5,
+                       label=f"stopped early (epoch {stopped}: no better val for patience)")
         ax.legend()
     _save(fig, path)
 
@@ -200,7 +204,7 @@ def make_plots(live_dir: Path, metrics_dir: Path, model_dir: Path, out_dir: Path
     pretext = None
     if pretrain_live is not None and live_tsv(pretrain_live, "train", "loss").exists():
         pretext = read_history(pretrain_live)
-    learning_curves(read_history(live_dir), out[0], best, pretext)
+    learning_curves(read_history(live_dir), out[0], best, pretext, train_info.stopped_epoch)
     confusion_heatmaps(predictions, classes, out[1])
     per_class_bars(per_class, out[2])
     examples_strip(predictions, classes, info.sampling, videos_dir, out[3])

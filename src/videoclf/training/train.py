@@ -275,7 +275,7 @@ class _Callbacks:
 
         epochs = train_params.epochs
         stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=train_params.early_stopping_patience or epochs + 1,
+            monitor=train_params.monitor, patience=train_params.patience or epochs + 1,
             restore_best_weights=train_params.restore_best)
         checkpoint = Checkpoint(backup_dir, stopper)
         if latest:
@@ -321,7 +321,9 @@ def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
              train_params: TrainParams, pretrained: Path | None) -> TrainSummary:
     history = cb.checkpoint.history  # every epoch, resumed or not
     val_loss = [h["val_loss"] for h in history]
-    best = int(np.argmin(val_loss))
+    watched = [h[train_params.monitor] for h in history]
+    # The first best, as EarlyStopping counts an improvement (strictly better).
+    best = int(np.argmin(watched) if train_params.monitor == "val_loss" else np.argmax(watched))
     # The epoch whose weights the model keeps: the best one when restored, else the last.
     kept = best if train_params.restore_best else len(val_loss) - 1
     return TrainSummary(
@@ -332,7 +334,18 @@ def _summary(cb: _Callbacks, rt: Runtime, model_params: ModelParams,
         kept_val_accuracy=float(history[kept]["val_accuracy"]), runtime=rt.description,
         # DVC tracks the param (the path), not the file: its hash says what was started from.
         init_sha256=_sha256(Path(model_params.init)) if model_params.init else None,
-        pretrained_sha256=_sha256(pretrained) if pretrained else None)
+        pretrained_sha256=_sha256(pretrained) if pretrained else None,
+        stopped_epoch=len(val_loss) if len(val_loss) < train_params.epochs else None,
+        stop_reason=_stop_reason(train_params, best, len(val_loss)))
+
+
+def _stop_reason(train_params: TrainParams, best: int, ran: int) -> str | None:
+    """Why training ended before ``train.epochs`` (None when it ran them all)."""
+    if ran >= train_params.epochs:
+        return None
+    better = "lower" if train_params.monitor == "val_loss" else "higher"
+    return (f"{train_params.monitor} not {better} for {ran - best - 1} epochs since epoch "
+            f"{best + 1} (train.patience {train_params.patience})")
 
 
 def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: TrainSummary,
@@ -397,8 +410,12 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
             ModelInfo(data.classes, data.sampling, clips_per_video,
                       flip_pairs=_flip_pairs(data.classes, mirror, train_params, flip_test)),
             throughput_file)
+    if summary.stopped_epoch:
+        log.info("train: stopped at epoch %d of %d: %s", summary.stopped_epoch,
+                 train_params.epochs, summary.stop_reason)
+    best_by = "lowest val loss" if train_params.monitor == "val_loss" else "highest val accuracy"
     log.info("train: %d epochs in %.0f s; kept epoch %d (val loss %.3f, val accuracy %.3f), "
-             "lowest val loss at epoch %d; model in %s", summary.epochs_run, seconds,
+             "%s at epoch %d; model in %s", summary.epochs_run, seconds,
              summary.kept_epoch, summary.kept_val_loss, summary.kept_val_accuracy,
-             summary.best_epoch, model_dir)
+             best_by, summary.best_epoch, model_dir)
     return summary
