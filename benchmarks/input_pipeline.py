@@ -1,6 +1,6 @@
 """Where training time goes: the input pipeline alone, the model alone, and fit() over both.
 
-    python benchmarks/input_pipeline.py [--videos 300] [--size 112] [--n-frames 10]
+    python benchmarks/input_pipeline.py [--videos 300] [--size 128] [--n-frames 10]
 
 Extracts shards of the given size from data/videos (or generated built-in clips) into a temp
 folder, then measures with the params' model and batch size:
@@ -42,7 +42,7 @@ from videoclf.training.network import build_model  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=300)
-    ap.add_argument("--size", type=int, default=112)
+    ap.add_argument("--size", type=int, default=128)  # the defaults' pathways need 32 | size
     ap.add_argument("--n-frames", type=int, default=10)
     ap.add_argument("--frame-step", type=int, default=15)
     ap.add_argument("--params", default="params.yaml")

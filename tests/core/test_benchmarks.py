@@ -1,0 +1,38 @@
+"""Every script in benchmarks/ keeps running: each imports what it names (a renamed module or
+function fails here, not in a user's hands), and the two whose defaults users run first run
+for real at their smallest settings and end with their JSON line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from helpers import ROOT, run_python
+
+BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
+def test_every_benchmark_imports_what_it_uses(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"_bench_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # top-level imports only: main() runs under __main__
+    assert callable(getattr(module, "main", None)) or script.name == "_common.py"
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, args", [
+    ("input_pipeline.py", ["--videos", "12", "--size", "32", "--n-frames", "4"]),
+    ("extract.py", ["--videos", "30", "--size", "32", "--n-frames", "4",
+                    "--tutorial-videos", "2"]),
+])
+def test_a_benchmark_runs_at_its_smallest_and_ends_with_json(script, args, tmp_path, venv_env):
+    r = run_python([ROOT / "benchmarks" / script, *args], tmp_path, venv_env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert isinstance(last, dict) and all(isinstance(k, str) for k in last)
