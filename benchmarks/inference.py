@@ -50,8 +50,10 @@ def _build(tmp: Path) -> tuple[Path, Path]:
 
 
 def measure(model_dir: Path, export_dir: Path) -> dict:
+    """The export stage's own speed_table (same warm-up, turns, rounds and seconds) on the
+    same 16 clips for every format."""
     from videoclf.artifacts import ONNX_FILE, TFLITE_FILES
-    from videoclf.inference.export_report import clips_per_second
+    from videoclf.inference.export_report import BATCHES, speed_table
     from videoclf.inference.predictors import load_predictor
 
     paths = {"keras": model_dir, "onnx": export_dir / ONNX_FILE,
@@ -61,10 +63,11 @@ def measure(model_dir: Path, export_dir: Path) -> dict:
     s = load_predictor(paths["onnx"])[1].sampling
     clips = np.random.default_rng(0).integers(0, 256, (16, s.n_frames, s.height, s.width, 3),
                                               dtype=np.uint8)
+    table = speed_table(predictors, clips)
     out: dict = {"clip": f"{s.n_frames}x{s.height}x{s.width}"}
-    for batch in (1, 16):
-        row = {f"{k}_clips_per_s": round(clips_per_second(f, clips, batch, seconds=2.0), 2)
-               for k, f in predictors.items()}
+    for batch in BATCHES:
+        key = f"batch_{batch}_clips_per_s"
+        row = {f"{k}_clips_per_s": table[k][key] for k in predictors}
         row["onnx_over_keras"] = round(row["onnx_clips_per_s"] / row["keras_clips_per_s"], 2)
         out[f"batch_{batch}"] = row
     return out
