@@ -171,6 +171,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_frames, tiny_videos, tmp_pat
         from videoclf.inference.predictors import load_predictor
         from videoclf.training.train import train
         from videoclf.inference.evaluate import evaluate
+        from videoclf.engine import LocalEngine
         p = load(r"{ROOT / 'params.yaml'}",
                  {{"train": {{"epochs": 1, "batch_size": 2, "distribute": "mirrored"}}}})
         out = Path(r"{tmp_path}")
