@@ -87,6 +87,7 @@ LONGEST_FIRST = [
     "tests/inference/test_predict_cli.py",
     "tests/inference/test_service.py",
     "tests/inference/test_export.py",
+    "tests/training/test_backbones.py",
 ]
 
 

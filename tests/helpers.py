@@ -40,12 +40,26 @@ def write_project(folder: Path, changes: dict | None = None) -> Path:
 
 def train_stage(frames: Path, *projects: Path) -> list[str]:
     """The train stage's command line in a project folder made by ``write_project``, with
-    pretraining off (the pretrain stage's ``{"epochs": 0}`` in each project's data/)."""
+    pretraining off (the pretrain stage's ``{"epochs": 0}`` in each project's data/) and the
+    (2+1)D body (the weights and features stages' records for it)."""
     for project in projects:
         (project / "data" / "pretrained").mkdir(parents=True, exist_ok=True)
         (project / "data" / "pretrained" / "pretrain.json").write_text('{"epochs": 0}')
+        body_records(frames, project)
     return [sys.executable, str(ROOT / "stages" / "train.py"), str(frames), "data/pretrained",
-            "data/model", "metrics/train", "metrics/train_throughput.json"]
+            "data/weights", "data/features", "data/model", "metrics/train",
+            "metrics/train_throughput.json"]
+
+
+def body_records(frames: Path, project: Path) -> None:
+    """The weights and features stages' records for the (2+1)D body in ``project/data``."""
+    from videoclf.training.backbones.weights import prepare_weights
+    from videoclf.training.features import write_features
+
+    p = project_params()
+    prepare_weights(project / "data" / "weights", "r2plus1d", "none", "", 60)
+    write_features(frames, project / "data" / "weights", project / "data" / "features",
+                   p.model, p.train)
 
 
 def run_python(args, cwd, env, timeout=300, **kw) -> subprocess.CompletedProcess:
@@ -123,7 +137,8 @@ def class_folders(root: Path) -> Path:
 TUTORIAL_MODEL = dict(filters=(16, 32, 64, 128), input="rgb", norm="layer", appearance_stride=4,
                       appearance_filters=None, appearance_stem_stride=1, motion_scale=1,
                       motion_downscale="mean", pathway_dropout=0.0, pathway_loss=0.0,
-                      fusion="features", dropout=0.0, init="")
+                      fusion="features", dropout=0.0, init="", appearance_backbone="r2plus1d",
+                      appearance_weights="none", appearance_weights_sha256="")
 
 
 def tutorial_net(n_frames: int, height: int, width: int, classes: int, filters=None,

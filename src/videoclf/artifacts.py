@@ -45,6 +45,46 @@ def clips_per_video(split: str, train_clips: int) -> int:
     picks one of them per epoch), one (the centre clip) for val and test."""
     return train_clips if split == "train" else 1
 
+# weights -> data/weights: the image backbone's weights file (``model.appearance_weights``)
+# and what it is; no file for ``none`` or the (2+1)D body.
+WEIGHTS_INFO = "weights.json"
+# features -> data/features: a frozen image backbone's per-frame features of every clip, one
+# float16 shard per frames shard under the same name, rows in the same order.
+FEATURES_INFO = "features.json"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """What the weights stage wrote: ``source`` as params give it (``imagenet``, a path or
+    a URL), ``origin`` fetched from, ``file`` (its name in the folder) and ``sha256``."""
+
+    backbone: str
+    source: str
+    origin: str | None = None
+    file: str | None = None
+    sha256: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_weights(weights_dir: Path) -> tuple[WeightsInfo, Path | None]:
+    """The weights stage's record and its file (None: random initial weights)."""
+    where = Path(weights_dir) / WEIGHTS_INFO
+    raw = _json(where, "written by the weights stage")
+    try:
+        info = WeightsInfo(**raw)
+    except TypeError:
+        raise ArtifactError(f"{where}: not the weights stage's record (rerun weights)") from None
+    if info.file is None:
+        return info, None
+    path = Path(weights_dir) / info.file
+    if not path.is_file():
+        raise ArtifactError(f"{weights_dir}: {WEIGHTS_INFO} names {info.file}, which is not "
+                            "there (dvc pull, or rerun the weights stage)")
+    return info, path
+
+
 # train -> data/model: everything inference needs travels with the model.
 MODEL_FILE = "model.keras"
 LABELS = "labels.json"

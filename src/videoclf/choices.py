@@ -24,6 +24,9 @@ Norm = Literal["layer", "batch"]
 Fusion = Literal["features", "scores"]
 MotionDownscale = Literal["mean", "stem"]
 StemStride = Literal[1, 2, 4]
+# model.appearance_backbone: the (2+1)D body, or a keras.applications image network per frame
+# (training/backbones/applications.py)
+AppearanceBackbone = Literal["r2plus1d", "mobilenet_v3_small", "efficientnet_b0"]
 # train.* (train, inputs.class_balance, runtime)
 LrSchedule = Literal["constant", "cosine"]
 Monitor = Literal["val_loss", "val_accuracy"]  # train.monitor: early stopping, restore_best
@@ -37,6 +40,8 @@ PretextTask = Literal["pace", "arrow"]
 
 # The inputs that model.motion_scale applies to (their frame differences are downscaled).
 MOTION_SCALED: tuple[InputKind, ...] = ("diff", "two_pathway")
+# The inputs that have an appearance pathway (model.appearance_backbone applies to them).
+WITH_APPEARANCE: tuple[InputKind, ...] = ("rgb", "two_pathway")
 
 
 def options(choice: Any) -> tuple[Any, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ import yaml
 
 from .choices import (
     MOTION_SCALED,
+    WITH_APPEARANCE,
+    AppearanceBackbone,
     AutoOrBool,
     Backend,
     Balance,
@@ -123,6 +126,14 @@ def _optional_str(key: str, v: Any) -> str:
     if not isinstance(v, str):
         raise ParamsError(f"{key}: expected a path or nothing, got {v!r}")
     return v
+
+
+def _sha256(key: str, v: Any) -> str:
+    if v is None or v == "":
+        return ""
+    if not isinstance(v, str) or not re.fullmatch(r"[0-9a-f]{64}", v.lower()):
+        raise ParamsError(f"{key}: expected 64 hex digits (a SHA-256) or nothing, got {v!r}")
+    return v.lower()
 
 
 def _filters(key: str, v: Any) -> tuple[int, ...]:
@@ -279,6 +290,9 @@ class ModelParams:
     fusion: Fusion = _key(_choice(Fusion))
     dropout: float = _key(_dropout_rate)
     init: str = _key(_optional_str)
+    appearance_backbone: AppearanceBackbone = _key(_choice(AppearanceBackbone))
+    appearance_weights: str = _key(_str)
+    appearance_weights_sha256: str = _key(_sha256)
 
 
 @dataclass(frozen=True)
@@ -298,7 +312,9 @@ class TrainParams:
     learning_rate: float = _key(_float(0.0, 1.0))
     weight_decay: float = _key(_float(0.0, 10.0, with_lo=True))
     lr_schedule: LrSchedule = _key(_choice(LrSchedule))
-    seed: int = _key(_int(0, 2**32 - 1))  # TensorFlow's and NumPy's global seeds are 32-bit
+    # TensorFlow's and NumPy's global seeds are 32-bit; 0 is refused: with a global seed of
+    # 0, tf.data's shuffle seeded by a tensor (inputs.py, per epoch) fails to trace.
+    seed: int = _key(_int(1, 2**32 - 1))
     augment: AugmentParams = _nested()
     balance: Balance = _key(_choice(Balance))
     mixed_precision: AutoOrBool = _key(_choice(AutoOrBool))
@@ -309,6 +325,7 @@ class TrainParams:
     monitor: Monitor = _key(_choice(Monitor))
     patience: int = _key(_int(0, 10000))
     deterministic: bool = _key(_bool)
+    freeze_backbone: bool = _key(_bool)
 
 
 @dataclass(frozen=True)
@@ -332,7 +349,7 @@ class PretrainParams:
     clips_per_video: int = _key(_int(1, 32))
     batch_size: int = _key(_int(1, 4096))
     learning_rate: float = _key(_float(0.0, 1.0))
-    seed: int = _key(_int(0, 2**32 - 1))
+    seed: int = _key(_int(1, 2**32 - 1))  # as train.seed
     weight_decay: float = _key(_float(0.0, 10.0, with_lo=True))
     lr_schedule: LrSchedule = _key(_choice(LrSchedule))
     augment: AugmentParams = _nested()
@@ -350,7 +367,8 @@ class PretrainParams:
         """The fit of the pretext task as train's block: every key but ``frame_steps``,
         ``task`` and ``clips_per_video`` (the pretext set's) is the train key of its name."""
         keys = {f.name for f in dataclasses.fields(TrainParams)}
-        return TrainParams(**{k: v for k, v in vars(self).items() if k in keys})
+        return TrainParams(**{k: v for k, v in vars(self).items() if k in keys},
+                           freeze_backbone=False)
 
 
 @dataclass(frozen=True)
@@ -433,15 +451,44 @@ def _check_fractions(per_class: PerClass) -> None:
                           "less than 1")
 
 
+def _check_backbone(params: Params) -> None:
+    """An image backbone (keras.applications) needs an appearance pathway, frames of at
+    least 32x32 (what those networks accept), and weights of its own kind."""
+    m = params.model
+    if m.appearance_backbone == "r2plus1d":
+        if m.appearance_weights not in ("none",):
+            raise ParamsError(f"model.appearance_weights: {m.appearance_weights!r} needs an "
+                              "image backbone (model.appearance_backbone: mobilenet_v3_small or "
+                              "efficientnet_b0); the r2plus1d body takes none (model.init "
+                              "starts it from an earlier run)")
+        if params.train.freeze_backbone:
+            raise ParamsError("train.freeze_backbone: true needs an image backbone "
+                              "(model.appearance_backbone: mobilenet_v3_small or efficientnet_b0)")
+        return
+    if m.input not in WITH_APPEARANCE:
+        raise ParamsError(f"model.appearance_backbone: {m.appearance_backbone} needs an "
+                          f"appearance pathway: model.input {' or '.join(WITH_APPEARANCE)}, "
+                          f"got {m.input}")
+    for dim in ("height", "width"):
+        if getattr(params.frames, dim) < 32:
+            raise ParamsError(f"frames.{dim}: {m.appearance_backbone} needs at least 32, "
+                              f"got {getattr(params.frames, dim)}")
+    if m.appearance_weights_sha256 and m.appearance_weights in ("none", "imagenet"):
+        raise ParamsError("model.appearance_weights_sha256: set for a weights file (a path or "
+                          f"URL), not for {m.appearance_weights!r}")
+
+
 def validate(raw: Any) -> Params:
     """Return the checked params, or raise ParamsError naming the missing or bad key."""
     params = _validate(Params, raw, "")
     _check_fractions(params.data.per_class)
     m = params.model
-    n_blocks = len(m.filters)
+    _check_backbone(params)
+    image_backbone = m.appearance_backbone != "r2plus1d"
+    n_blocks = len(m.filters) if m.input != "rgb" or not image_backbone else 0
     why = f"the model halves it {n_blocks} times"
     div = 2**n_blocks
-    if m.input == "two_pathway":
+    if m.input == "two_pathway" and not image_backbone:
         n_app = len(m.appearance_filters) + (m.appearance_stem_stride == 4)
         div, why = max(div, 2**n_app), f"the model halves it {max(n_blocks, n_app)} times"
     if m.input in MOTION_SCALED and m.motion_scale > 1:

@@ -125,8 +125,9 @@ def test_download_extract_plot_and_predict_help_run_without_tensorflow(
     # a params check fails fast, without TensorFlow
     (tmp_path / "bad").mkdir()
     bad = write_project(tmp_path / "bad", {"train": {"epochs": 0}})
-    r = run_python([ROOT / "stages" / "train.py", "data/frames", "data/pretrained", "data/model",
-                    "metrics/train", "metrics/train_throughput.json"], bad, no_tf)
+    r = run_python([ROOT / "stages" / "train.py", "data/frames", "data/pretrained",
+                    "data/weights", "data/features", "data/model", "metrics/train",
+                    "metrics/train_throughput.json"], bad, no_tf)
     assert r.returncode == 2 and "train.epochs: must be >= 1" in r.stderr
     assert "Traceback" not in r.stderr
     # fractions that do not sum to 1 stop any stage, before it reads anything

@@ -45,15 +45,20 @@ def sh(cwd: Path, *cmd: str, check: bool = True, timeout: int = 900) -> str:
     return out
 
 
+ALWAYS = {"source", "weights"}  # always_changed: cheap checks whose outputs decide the rest
+
+
 def ran(out: str) -> set[str]:
-    """The stages a command ran, but source, which DVC runs every time (always_changed: a
-    cheap fingerprint of data.url; what follows reruns only when it changed)."""
-    return set(re.findall(r"Running stage '(\w+)'", out)) - {"source"}
+    """The stages a command ran, but source and weights, which DVC runs every time
+    (always_changed: a cheap fingerprint of data.url, a hash check of the weights file; what
+    follows reruns only when their outputs changed)."""
+    return set(re.findall(r"Running stage '(\w+)'", out)) - ALWAYS
 
 
 def settled(root: Path) -> bool:
-    """`dvc status` says nothing changed but source, which it always lists."""
-    return sh(root, "dvc", "status").split() == ["source:", "always", "changed"]
+    """`dvc status` says nothing changed but source and weights, which it always lists."""
+    return sh(root, "dvc", "status").split() == ["source:", "always", "changed",
+                                                 "weights:", "always", "changed"]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +109,8 @@ def project(baseline) -> Path:
 
 def test_repro_end_to_end(baseline):
     project, out = baseline
-    assert ran(out) == {"download", "extract", "pretrain", "train", "evaluate", "plot", "export"}
+    assert ran(out) == {"download", "extract", "features", "pretrain", "train", "evaluate",
+                        "plot", "export"}
     metrics = json.loads((project / "metrics" / "metrics.json").read_text())
     assert {"accuracy", "precision", "recall"} <= set(metrics)
     assert all(0 <= metrics[k] <= 1 for k in ("accuracy", "precision", "recall"))
@@ -143,7 +149,8 @@ def test_plots_show_writes_one_page_that_draws_offline(project):
 def test_frames_params_rerun_extract_onwards_only(project):
     out = sh(project, "dvc", "exp", "run", "-n", "step3", "-S", "frames.frame_step=3")
     # pretrain (off here: a file written, nothing loaded) reads the frame sampling too
-    assert ran(out) == {"extract", "pretrain", "train", "evaluate", "plot", "export"}
+    assert ran(out) == {"extract", "features", "pretrain", "train", "evaluate", "plot",
+                        "export"}
     assert "'download' didn't change" in out
 
 
@@ -153,7 +160,8 @@ def test_your_own_class_folders_of_mixed_real_videos(project, tmp_path):
     out = sh(project, "dvc", "exp", "run", "-n", "mine", "-S", "data.source=url",
              "-S", f"data.url={src}", "-S", "data.num_classes=2",
              "-S", "data.per_class.train=3")
-    assert ran(out) == {"download", "extract", "pretrain", "train", "evaluate", "plot", "export"}
+    assert ran(out) == {"download", "extract", "features", "pretrain", "train", "evaluate",
+                        "plot", "export"}
     assert "leakage across splits cannot be ruled out" in out
     report = json.loads((project / "data" / "videos" / "report.json").read_text())
     assert report["classes"] == ["Bike", "Phone"] and report["layout"] == "folders"
@@ -244,6 +252,42 @@ def test_pretrain_on_reruns_pretrain_onwards_and_a_train_change_does_not(project
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh(project, "dvc", "repro", "--dry")
     assert ran(out) == {"train"} and "'pretrain' didn't change" in out
+
+
+def test_a_frozen_pretrained_backbone_runs_to_evaluate_and_a_train_change_reuses_features(
+        project, tmp_path):
+    """MobileNetV3 from a local weights file (made here), frozen: `dvc exp run evaluate`
+    copies the weights into data/weights with their hash, caches the features, trains and
+    evaluates (its export: tests/training/test_backbones.py); then a train.* change reruns
+    train alone (features cached: a dry run says so), and the unchanged weights file is not
+    copied again."""
+    import hashlib
+
+    from videoclf._tf import keras
+
+    weights = tmp_path / "mnv3.weights.h5"
+    keras.applications.MobileNetV3Small(include_top=False, weights=None,
+                                        input_shape=(32, 32, 3)).save_weights(weights)
+    out = sh(project, "dvc", "exp", "run", "-n", "mnv3", "-S", "model.input=rgb",
+             "-S", "model.appearance_backbone=mobilenet_v3_small",
+             "-S", f"model.appearance_weights={weights}", "-S", "train.freeze_backbone=true",
+             "evaluate")
+    # pretrain reads model.* (a file written, nothing loaded: it is off)
+    assert ran(out) == {"features", "pretrain", "train", "evaluate"}, out[-3000:]
+    assert "'extract' didn't change" in out
+    record = json.loads((project / "data" / "weights" / "weights.json").read_text())
+    assert record["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert (project / "data" / "weights" / "mnv3.weights.h5").read_bytes() == weights.read_bytes()
+    assert "fitting what follows its cached features" in out
+    metrics = json.loads((project / "metrics" / "metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["learning_rate"] = 0.002
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh(project, "dvc", "repro", "--dry", "evaluate")
+    assert ran(out) == {"train"} and "'features' didn't change" in out, out[-3000:]
+    out = sh(project, "dvc", "repro", "weights")
+    assert "unchanged" in out and ran(out) == set()
 
 
 def test_push_then_pull_in_a_fresh_clone_reruns_nothing(project, tmp_path):

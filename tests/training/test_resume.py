@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import ROOT, train_stage, write_project
+from helpers import ROOT, body_records, train_stage, write_project
 
 pytestmark = pytest.mark.slow  # real train processes, killed and rerun
 
@@ -109,8 +109,10 @@ def test_pretrain_killed_mid_run_resumes_to_the_same_bytes_and_train_starts_from
     assert not (killed / "data" / ".pretext").exists()
     assert not list((killed / "data" / ".train-backup").glob("*"))
 
+    body_records(tiny_frames, killed)
     train = [sys.executable, str(ROOT / "stages" / "train.py"), str(tiny_frames),
-             "data/pretrained", "data/model", "metrics/train", "metrics/train_throughput.json"]
+             "data/pretrained", "data/weights", "data/features", "data/model", "metrics/train",
+             "metrics/train_throughput.json"]
     r = subprocess.run(train, cwd=killed, env=venv_env, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

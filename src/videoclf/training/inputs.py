@@ -25,13 +25,32 @@ def _load_shard(path: bytes) -> np.ndarray:
     return np.load(path.decode(), mmap_mode="r")
 
 
-def _flip(clip: tf.Tensor, label: tf.Tensor, seed: tf.Tensor, mirror: tf.Tensor
-          ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Mirror a (T, H, W, C) clip left-right with probability 1/2; a mirrored clip takes the
-    label of its mirror-image class (``mirror[label]``, itself for most classes)."""
+def _flip(x, label: tf.Tensor, seed: tf.Tensor, mirror: tf.Tensor):
+    """Mirror a clip left-right with probability 1/2; a mirrored clip takes the label of its
+    mirror-image class (``mirror[label]``, itself for most classes). ``x``: a (T, H, W, C)
+    clip, its cached features ``(flips, T', C)`` (copy 1 is the mirrored clip's), or both."""
     coin = tf.random.stateless_uniform([], seed=seed) < 0.5
-    clip = tf.cond(coin, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
-    return clip, tf.where(coin, tf.gather(mirror, label), label)
+
+    def mirrored(part):
+        if part.dtype == tf.uint8:
+            return tf.cond(coin, lambda: tf.reverse(part, axis=[2]), lambda: part)
+        return tf.cond(coin, lambda: part[1], lambda: part[0])
+
+    x = tuple(mirrored(p) for p in x) if isinstance(x, tuple) else mirrored(x)
+    return x, tf.where(coin, tf.gather(mirror, label), label)
+
+
+def _unflipped(x):
+    """Cached features as an unmirrored clip's (copy 0); clips unchanged."""
+    pick = lambda part: part if part.dtype == tf.uint8 else part[0]
+    return tuple(pick(p) for p in x) if isinstance(x, tuple) else pick(x)
+
+
+def _on_pixels(x, change):
+    """``change`` applied to the clip of an element (cached features have no pixels)."""
+    if isinstance(x, tuple):
+        return (change(x[0]), *x[1:])
+    return change(x) if x.dtype == tf.uint8 else x
 
 
 # The six orders of three colour channels.
@@ -158,47 +177,72 @@ class _Shards:
     labels: tf.RaggedTensor
     clip_shape: list[int]
     per_shard: int
+    pixels: bool = True
+    features: tf.Tensor | None = None  # the shards' cached features (features stage)
+    feature_shape: list[int] | None = None
 
     @classmethod
-    def of(cls, frames_dir: Path, part: pd.DataFrame, repeat: Sequence[int] | None) -> _Shards:
+    def of(cls, frames_dir: Path, part: pd.DataFrame, repeat: Sequence[int] | None,
+           features_dir: Path | None = None, pixels: bool = True) -> _Shards:
         heads = _heads(part, repeat)
         shards = sorted(heads.shard.unique())
+        cached: dict = {}
+        if features_dir is not None:
+            first_features = np.load(Path(features_dir) / shards[0], mmap_mode="r")
+            cached = dict(features=tf.constant([str(Path(features_dir) / s) for s in shards]),
+                          feature_shape=list(first_features.shape[1:]))
         rows = tf.ragged.constant([heads.row[heads.shard == s].to_numpy(np.int64)
                                    for s in shards], dtype=tf.int64)
         labels = tf.ragged.constant([heads.label[heads.shard == s].to_numpy(np.int32)
                                      for s in shards], dtype=tf.int32)
         first = np.load(frames_dir / shards[0], mmap_mode="r")
         return cls(heads, tf.constant([str(frames_dir / s) for s in shards]), rows, labels,
-                   list(first.shape[1:]), int(heads.groupby("shard").size().max()))
+                   list(first.shape[1:]), int(heads.groupby("shard").size().max()),
+                   pixels, **cached)
 
     @property
     def n(self) -> int:
         return int(self.paths.shape[0])
 
     def clips(self, i, k: int, pick_seed):
-        """Shard i's clips (one of each video's ``k``, picked by ``pick_seed``) and labels."""
-        arr = tf.numpy_function(_load_shard, [self.paths[i]], tf.uint8, stateful=False)
-        arr = tf.ensure_shape(arr, [None, *self.clip_shape])
+        """Shard i's clips (one of each video's ``k``, picked by ``pick_seed``) and labels:
+        the clips, their cached features (float32), or both, as the shards hold them."""
         rows = self.rows[i]
         if k > 1:
             rows = rows + tf.random.stateless_uniform(tf.shape(rows), seed=pick_seed, minval=0,
                                                       maxval=k, dtype=tf.int64)
-        return tf.data.Dataset.from_tensor_slices((tf.gather(arr, rows), self.labels[i]))
+        parts = []
+        if self.pixels:
+            arr = tf.numpy_function(_load_shard, [self.paths[i]], tf.uint8, stateful=False)
+            parts.append(tf.gather(tf.ensure_shape(arr, [None, *self.clip_shape]), rows))
+        if self.features is not None:
+            feats = tf.numpy_function(_load_shard, [self.features[i]], tf.float16,
+                                      stateful=False)
+            feats = tf.ensure_shape(feats, [None, *(self.feature_shape or [])])
+            parts.append(tf.cast(tf.gather(feats, rows), tf.float32))
+        x = parts[0] if len(parts) == 1 else tuple(parts)
+        return tf.data.Dataset.from_tensor_slices((x, self.labels[i]))
 
 
-def _augmented(ds: tf.data.Dataset, stream: Stream, table: tf.Tensor, pair) -> tf.data.Dataset:
+def _augmented(ds: tf.data.Dataset, stream: Stream, table: tf.Tensor, pair,
+               shards: _Shards) -> tf.data.Dataset:
     """The flip, then the colour change, then the crop, each with its own seeds (purposes
     2, 3, 4), so turning one on leaves the others' draws as they were."""
     if stream.flip:
         ds = ds.enumerate().map(lambda j, xy: _flip(xy[0], xy[1], pair(2, j), table),
                                 num_parallel_calls=AUTOTUNE, deterministic=True)
     if stream.color:
-        ds = ds.enumerate().map(lambda j, xy: (_recolor(xy[0], pair(3, j)), xy[1]),
-                                num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.enumerate().map(
+            lambda j, xy: (_on_pixels(xy[0], lambda c: _recolor(c, pair(3, j))), xy[1]),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
     if stream.crop_area < 1.0:
-        ds = ds.enumerate().map(lambda j, xy: (_crop(xy[0], pair(4, j), stream.crop_area),
-                                               xy[1]),
-                                num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.enumerate().map(
+            lambda j, xy: (_on_pixels(xy[0], lambda c: _crop(c, pair(4, j), stream.crop_area)),
+                           xy[1]),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+    if shards.features is not None and not stream.flip:
+        ds = ds.map(lambda x, y: (_unflipped(x), y), num_parallel_calls=AUTOTUNE,
+                    deterministic=True)
     return ds
 
 
@@ -225,14 +269,18 @@ def _epoch_fn(shards: _Shards, stream: Stream | None, k: int, table: tf.Tensor,
             ds = ds.shuffle(min(len(shards.heads), shards.per_shard * cycle),
                             seed=tf.cast(seed + 1, tf.int64) * 7919 + epoch,
                             reshuffle_each_iteration=False)
-            ds = _augmented(ds, stream, table, pair)
+            ds = _augmented(ds, stream, table, pair, shards)
+        elif shards.features is not None:
+            ds = ds.map(lambda x, y: (_unflipped(x), y), num_parallel_calls=AUTOTUNE,
+                        deterministic=True)
         return ds.batch(batch_size)
 
     return one_epoch
 
 
 def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_size: int,
-                 stream: Stream | None) -> tf.data.Dataset:
+                 stream: Stream | None, features_dir: Path | None = None,
+                 pixels: bool = True) -> tf.data.Dataset:
     """Batches of ``(uint8 clips [B, T, H, W, 3], int32 labels [B])`` for one split.
 
     ``stream`` (training): the batches of its epochs one after the other (``fit(...,
@@ -241,12 +289,15 @@ def make_dataset(frames_dir: Path, index: pd.DataFrame, split: str, *, batch_siz
     (``_recolor``), the crop (``_crop``) — comes from stateless ops seeded by ``(seed, e)``
     alone, so epoch ``e`` is the same whether the run started at epoch 0 or resumed at ``e``
     after an interruption. ``None``: one pass in index order (clip 0 of each video).
+    ``features_dir`` (the features stage's): each clip's cached appearance features, after
+    the clip (``(clip, features)``) or, ``pixels=False``, in its place.
     """
     frames_dir = Path(frames_dir)
     part = index[index.split == split]
     if part.empty:
         raise ValueError(f"no clip of split {split!r} in the index")
-    shards = _Shards.of(frames_dir, part, stream.repeat if stream else None)
+    shards = _Shards.of(frames_dir, part, stream.repeat if stream else None, features_dir,
+                        pixels)
     k = int(part["clip"].max()) + 1 if stream else 1
     mirror = stream.mirror if stream and stream.mirror is not None else None
     table = tf.constant(mirror if mirror is not None

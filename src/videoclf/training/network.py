@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._tf import keras
 from ..choices import MOTION_SCALED, Fusion, InputKind, MotionDownscale, options
+from .backbones import applications
 from .backbones.r2plus1d import (  # noqa: F401  (re-exported: saved configs name this module)
     Conv2Plus1D,
     FrameMaxPool,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # types only: the network needs neither the params schema nor
     from ..video import Sampling
 
 layers = keras.layers
+CLIP = "clip"  # an image backbone's network: the uint8 clip as its layers read it
 
 
 def _check(model: ModelParams, height: int, width: int) -> None:
@@ -70,10 +72,16 @@ def _motion(x, height: int, width: int, model: ModelParams):
                 dropout=model.dropout, stem_stride=scale if strided else 1, stem_pool=False)
 
 
-def _appearance(x, height: int, width: int, model: ModelParams):
+def _appearance(frames, x, height: int, width: int, model: ModelParams):
     """The appearance pathway: the RGB of every ``model.appearance_stride``-th frame through
     its own body, ``model.appearance_filters`` wide; ``appearance_stem_stride`` 2: the stem
-    reads every pixel and computes at every second one; 4: then max-pools to every fourth."""
+    reads every pixel and computes at every second one; 4: then max-pools to every fourth.
+    An image backbone (``model.appearance_backbone``) reads the uint8 ``frames`` itself
+    (``backbones.applications``: each network's own preprocessing)."""
+    if model.appearance_backbone != "r2plus1d":
+        features = applications.frame_features(frames, height, width, model.appearance_backbone,
+                                               model.appearance_stride)
+        return applications.pooled(features, model.dropout)
     stride = model.appearance_stem_stride
     return body(TemporalStride(model.appearance_stride)(x), height, width,
                 model.appearance_filters, norm=model.norm, dropout=model.dropout,
@@ -85,11 +93,11 @@ def _classifier(features, num_classes: int, name: str = "logits"):
     return layers.Dense(num_classes, dtype="float32", name=name)(features)
 
 
-def _two_pathway(x, height: int, width: int, num_classes: int, model: ModelParams):
+def _two_pathway(frames, x, height: int, width: int, num_classes: int, model: ModelParams):
     """Both pathways fused late (``PathwayDropout``); ``model.fusion: scores`` adds a
     classifier on each pathway and fuses the three by ``ScoreFusion``."""
     motion = _motion(x, height, width, model)
-    appearance = _appearance(x, height, width, model)
+    appearance = _appearance(frames, x, height, width, model)
     features = PathwayDropout(model.pathway_dropout)([appearance, motion])
     if model.fusion == "scores":
         heads = [_classifier(f, num_classes, name) for name, f in (
@@ -114,9 +122,16 @@ def build_model(model: ModelParams, sampling: Sampling, num_classes: int) -> ker
     _check(model, height, width)
     inputs = keras.Input(shape=(sampling.n_frames, height, width, 3), dtype="uint8",
                          name="frames")
-    x = layers.Rescaling(1.0 / 255)(inputs)
+    clip = inputs
+    if model.appearance_backbone != "r2plus1d":
+        # A tensor of this network's own that ``head_from_features`` can start from (a
+        # Functional model cut from the saved one's Input would break saving it).
+        clip = layers.Identity(name=CLIP)(inputs)
+    x = layers.Rescaling(1.0 / 255)(clip)
     if model.input == "two_pathway":
-        outputs = _two_pathway(x, height, width, num_classes, model)
+        outputs = _two_pathway(clip, x, height, width, num_classes, model)
+    elif model.input == "rgb" and model.appearance_backbone != "r2plus1d":
+        outputs = _classifier(_appearance(clip, x, height, width, model), num_classes)
     elif model.input == "diff":
         outputs = _classifier(_motion(x, height, width, model), num_classes)
     else:
@@ -126,6 +141,18 @@ def build_model(model: ModelParams, sampling: Sampling, num_classes: int) -> ker
                                    dropout=model.dropout, stem_stride=1, stem_pool=False),
                               num_classes)
     return keras.Model(inputs, outputs, name="r2plus1d")
+
+
+def head_from_features(model: keras.Model) -> keras.Model:
+    """What follows an image backbone's per-frame features in ``model`` (``build_model``'s
+    network, or ``with_pathway_heads``' of it), as a network of its own: its inputs are the
+    features (``(B, T', C)``) and, for ``two_pathway``, the clip the motion pathway reads.
+    It shares every layer with ``model``, so fitting it on cached features (the features
+    stage) trains ``model``'s head and motion pathway, the frozen backbone left out."""
+    features = model.get_layer(applications.FRAME_FEATURES).output
+    motion_reads_frames = any(isinstance(layer, FrameDifference) for layer in model.layers)
+    inputs = [model.get_layer(CLIP).output, features] if motion_reads_frames else features
+    return keras.Model(inputs, model.outputs, name=f"{model.name}_head")
 
 
 def with_pathway_heads(model: keras.Model) -> keras.Model:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from ..artifacts import (
     TRAIN_BACKUP,
     ModelInfo,
     TrainSummary,
+    WeightsInfo,
     read_index,
+    read_weights,
     write_train_info,
 )
 from ..closure import module_closure
@@ -35,13 +38,17 @@ from ..errors import VideoclfError
 from ..outputs import staged_dir, write_json
 from ..params import ModelParams, TrainParams, as_dict
 from ..video import Sampling
+from .backbones.applications import backbone_of
+from .backbones.weights import load_into
 from .callbacks import Checkpoint, Throughput
+from .features import read_features
 from .inputs import Stream, class_balance, make_dataset, mirror_labels, steps
 from .keras_compat import multi_worker_fit
 from .modelio import save_model_dir
 from .network import (
     architecture,
     build_model,
+    head_from_features,
     is_classifier,
     pathway_loss,
     with_pathway_heads,
@@ -57,19 +64,19 @@ class TrainError(VideoclfError):
 
 
 def backup_key(frames_dir: Path, model_params: ModelParams, train_params: TrainParams,
-               start: Path | None = None) -> str:
+               start: Path | None = None, more: Sequence[Path] = ()) -> str:
     """Everything that decides the training run: the clips (every byte of the shards, not
     only their index: other pixels under the same names are other data), the params, the
-    model it starts from (``start``: its bytes) and the code the train stage runs (the
-    import closure that ``dvc.yaml`` lists as its deps). Hashing the shards reads them once
-    (about 1 GB/s)."""
+    model it starts from (``start``: its bytes), ``more`` files it reads (a backbone's
+    weights, cached features) and the code the train stage runs (the import closure that
+    ``dvc.yaml`` lists as its deps). Hashing the shards reads them once (about 1 GB/s)."""
     h = hashlib.sha256(json.dumps([as_dict(model_params), as_dict(train_params)],
                                   sort_keys=True).encode())
     code = sorted(module_closure(["videoclf.stage", __name__]))
     shards = sorted(Path(frames_dir).glob("*.npy"))
     starts = [Path(start)] if start else []
     for f in [Path(frames_dir) / INDEX, Path(frames_dir) / FRAMES_META, *shards, *starts,
-              *code]:
+              *map(Path, more), *code]:
         h.update(f.name.encode())
         with open(f, "rb") as fh:
             h.update(hashlib.file_digest(fh, "sha256").digest())
@@ -131,6 +138,58 @@ def _live(live_dir: Path, resume_from: int | None = None):
     if resume_from is not None:
         live.step = resume_from
     return live
+
+
+@dataclass(frozen=True)
+class _Backbone:
+    """Where an image backbone starts (``model.appearance_backbone``): the weights stage's
+    record and file (None: random weights), and the features stage's folder when train fits
+    on cached features (None: on pixels). For the (2+1)D body: nothing."""
+
+    info: WeightsInfo | None = None
+    weights: Path | None = None
+    features: Path | None = None
+
+    @classmethod
+    def read(cls, weights_dir: Path | None, features_dir: Path | None,
+             model_params: ModelParams, train_params: TrainParams) -> _Backbone:
+        if weights_dir is None:
+            return cls()
+        info, weights = read_weights(weights_dir)
+        asked = (model_params.appearance_backbone, model_params.appearance_weights)
+        if (info.backbone, info.source) != asked:
+            raise TrainError(f"{weights_dir}: weights of {info.backbone} from {info.source}, "
+                             f"but params ask {asked[0]} from {asked[1]} (rerun the weights "
+                             "stage: dvc repro weights)")
+        features = None
+        if features_dir is not None:
+            cached = read_features(features_dir, model_params, train_params, info.sha256)
+            features = Path(features_dir) if cached.cached else None
+        return cls(info, weights, features)
+
+    @property
+    def files(self) -> list[Path]:
+        """What training reads of these, for ``backup_key``."""
+        return ([self.weights] if self.weights else []) + (
+            sorted(self.features.iterdir()) if self.features else [])
+
+
+def _start_backbone(model: keras.Model, model_params: ModelParams, train_params: TrainParams,
+                    start: _Backbone, warm: bool) -> None:
+    """The image backbone's weights from the weights stage's file (unless a warm start
+    gave every layer's), then frozen with ``train.freeze_backbone``."""
+    backbone = backbone_of(model)
+    if backbone is None:
+        return
+    name = model_params.appearance_backbone
+    if start.weights is not None and start.info is not None and not warm:
+        load_into(backbone, start.weights, name)
+        log.info("train: %s from %s (%s, SHA-256 %s)", name, start.info.source,
+                 start.info.file, (start.info.sha256 or "")[:12])
+    if train_params.freeze_backbone:
+        backbone.trainable = False
+        log.info("train: %s frozen%s", name, "; fitting what follows its cached features"
+                 if start.features else "")
 
 
 @dataclass
@@ -195,8 +254,12 @@ def _mirror(classes: list[str], train_params: TrainParams) -> list[int]:
 
 
 def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: TrainParams,
-            global_batch: int, first_epoch: int, mirror: list[int]) -> _Inputs:
+            global_batch: int, first_epoch: int, mirror: list[int],
+            features: Path | None = None, pixels: bool = True) -> _Inputs:
+    """The datasets fit reads; ``features`` (cached by the features stage): each clip's
+    appearance features after its pixels, or in their place with ``pixels=False``."""
     epochs, augment = train_params.epochs, train_params.augment
+    read: dict[str, Any] = dict(features_dir=features, pixels=pixels)
     repeat, weights = class_balance(index, train_params.balance)
     if repeat is not None:
         log.info("train: balance %s: each class's videos used %d-%d times an epoch",
@@ -209,14 +272,16 @@ def _inputs(frames_dir: Path, index: pd.DataFrame, meta: dict, train_params: Tra
                     first_epoch=min(first_epoch, epochs - 1),
                     epochs=max(1, epochs - first_epoch), mirror=mirror, repeat=repeat,
                     weights=weights)
-    train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, stream=stream)
-    val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, stream=None)
+    train_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch, stream=stream,
+                            **read)
+    val_ds = make_dataset(frames_dir, index, "val", batch_size=global_batch, stream=None,
+                          **read)
     # The batches BatchNorm's statistics are recomputed on before each validation: the first
     # training clips in epoch 0's order, unaugmented as inference sees clips; the same every
     # epoch and every run.
     n_precise = min(train_params.precise_bn_batches, steps(index, "train", global_batch))
     precise_ds = make_dataset(frames_dir, index, "train", batch_size=global_batch,
-                              stream=Stream.plain(train_params.seed)).take(n_precise)
+                              stream=Stream.plain(train_params.seed), **read).take(n_precise)
     return _Inputs(index, meta["classes"], Sampling(**meta["sampling"]), global_batch,
                    per_epoch, train_ds, val_ds, precise_ds if n_precise else None)
 
@@ -230,10 +295,11 @@ def optimizer(lr: Any, weight_decay: float) -> keras.optimizers.Optimizer:
 
 
 def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
-             train_params: TrainParams, pretrained: Path | None
+             train_params: TrainParams, pretrained: Path | None, start: _Backbone
              ) -> tuple[keras.Model, keras.Model]:
     """The network to save and the one ``fit`` trains: the same one, or (``model.pathway_loss``
-    on a two-pathway network) the same layers with a classifier on each pathway."""
+    on a two-pathway network) the same layers with a classifier on each pathway; on cached
+    features (``start.features``), what of it follows the frozen backbone."""
     lr: Any = train_params.learning_rate
     if train_params.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(
@@ -246,6 +312,8 @@ def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
         elif pretrained:
             warm_start(model, pretrained, head=False)
             log.info("train: pretrained body from %s (classifier fresh)", pretrained)
+        _start_backbone(model, model_params, train_params, start,
+                        warm=bool(model_params.init or pretrained))
         fitted = model
         loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metric: Any = "accuracy"
@@ -254,6 +322,8 @@ def _network(rt: Runtime, data: _Inputs, model_params: ModelParams,
             loss, metric = pathway_loss(len(data.classes), model_params.pathway_loss)
             log.info("train: a classifier on each pathway too, loss weight %g (val_loss "
                      "includes theirs)", model_params.pathway_loss)
+        if start.features is not None:
+            fitted = head_from_features(fitted)
         fitted.compile(optimizer=optimizer(lr, train_params.weight_decay), loss=loss,
                        metrics=[metric], jit_compile=rt.jit_compile)
     return model, fitted
@@ -371,7 +441,8 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: TrainSum
 
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: ModelParams,
           train_params: TrainParams, *, clips_per_video: int, flip_test: bool = False,
-          throughput_file: Path | None = None, pretrained: Path | None = None) -> TrainSummary:
+          throughput_file: Path | None = None, pretrained: Path | None = None,
+          weights_dir: Path | None = None, features_dir: Path | None = None) -> TrainSummary:
     """Fit the model on the train split with validation, save it, and return a summary.
 
     ``clips_per_video`` (``evaluate.clips_per_video``) and ``flip_test`` (``evaluate.flip``)
@@ -380,7 +451,9 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     into a hidden folder beside ``live_dir`` that replaces it only when training completes:
     a killed run leaves no per-epoch numbers that look like results. ``throughput_file``
     gets the wall-clock clips/s of training and validation. ``pretrained`` (the pretrain
-    stage's model file) gives the starting body, its classifier left fresh.
+    stage's model file) gives the starting body, its classifier left fresh. ``weights_dir``
+    (the weights stage's) gives an image backbone's weights; ``features_dir`` (the features
+    stage's) its cached features, when it is frozen.
     """
     _check_init(model_params.init, Path(model_dir))
     if model_params.init and pretrained:
@@ -394,12 +467,15 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     global_batch = train_params.batch_size * rt.strategy.num_replicas_in_sync
     mirror = _mirror(meta["classes"], train_params)
     # Checkpoints live outside DVC's outputs (DVC deletes those before it runs the stage).
+    backbone = _Backbone.read(weights_dir, features_dir, model_params, train_params)
     start = Path(model_params.init) if model_params.init else pretrained
-    backup_dir = Path(model_dir).parent / TRAIN_BACKUP / backup_key(frames_dir, model_params,
-                                                                    train_params, start)
+    backup_dir = Path(model_dir).parent / TRAIN_BACKUP / backup_key(
+        frames_dir, model_params, train_params, start, backbone.files)
     latest, first_epoch = _resume_point(backup_dir, train_params.epochs)
-    data = _inputs(frames_dir, index, meta, train_params, global_batch, first_epoch, mirror)
-    model, fitted = _network(rt, data, model_params, train_params, pretrained)
+    data = _inputs(frames_dir, index, meta, train_params, global_batch, first_epoch, mirror,
+                   backbone.features,
+                   pixels=backbone.features is None or model_params.input == "two_pathway")
+    model, fitted = _network(rt, data, model_params, train_params, pretrained, backbone)
     cb = _Callbacks.make(data, train_params, backup_dir, Path(live_dir), latest, first_epoch)
     log.info("train: %d train and %d val videos, %d classes, %d params, %d epochs, batch %d",
              data.n_train, data.n_val, len(data.classes), model.count_params(),
