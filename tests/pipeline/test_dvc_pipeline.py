@@ -254,11 +254,11 @@ def test_pretrain_on_reruns_pretrain_onwards_and_a_train_change_does_not(project
     assert ran(out) == {"train"} and "'pretrain' didn't change" in out
 
 
-def test_a_frozen_pretrained_backbone_runs_to_evaluate_and_a_train_change_reuses_features(
+def test_a_frozen_pretrained_backbone_runs_every_stage_and_a_train_change_reuses_features(
         project, tmp_path):
-    """MobileNetV3 from a local weights file (made here), frozen: `dvc exp run evaluate`
-    copies the weights into data/weights with their hash, caches the features, trains and
-    evaluates (its export: tests/training/test_backbones.py); then a train.* change reruns
+    """MobileNetV3 from a local weights file (made here), frozen: `dvc exp run` copies the
+    weights into data/weights with their hash, caches the features, trains, evaluates,
+    plots and exports; then a train.* change reruns
     train alone (features cached: a dry run says so), and the unchanged weights file is not
     copied again."""
     import hashlib
@@ -270,10 +270,10 @@ def test_a_frozen_pretrained_backbone_runs_to_evaluate_and_a_train_change_reuses
                                         input_shape=(32, 32, 3)).save_weights(weights)
     out = sh(project, "dvc", "exp", "run", "-n", "mnv3", "-S", "model.input=rgb",
              "-S", "model.appearance_backbone=mobilenet_v3_small",
-             "-S", f"model.appearance_weights={weights}", "-S", "train.freeze_backbone=true",
-             "evaluate")
+             "-S", f"model.appearance_weights={weights}", "-S", "train.freeze_backbone=true")
     # pretrain reads model.* (a file written, nothing loaded: it is off)
-    assert ran(out) == {"features", "pretrain", "train", "evaluate"}, out[-3000:]
+    assert ran(out) == {"features", "pretrain", "train", "evaluate", "plot", "export"}, \
+        out[-3000:]
     assert "'extract' didn't change" in out
     record = json.loads((project / "data" / "weights" / "weights.json").read_text())
     assert record["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -284,7 +284,7 @@ def test_a_frozen_pretrained_backbone_runs_to_evaluate_and_a_train_change_reuses
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["learning_rate"] = 0.002
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = sh(project, "dvc", "repro", "--dry", "evaluate")
+    out = sh(project, "dvc", "repro", "--dry")
     assert ran(out) == {"train"} and "'features' didn't change" in out, out[-3000:]
     out = sh(project, "dvc", "repro", "weights")
     assert "unchanged" in out and ran(out) == set()
