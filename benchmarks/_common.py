@@ -36,6 +36,21 @@ def overrides(items: list[str], changes: dict | None = None) -> dict:
     return changes
 
 
+def videos_and_frames(p, work: Path) -> tuple[pd.DataFrame, Path, Path]:
+    """The download and extract stages' outputs for params ``p`` under ``work`` (kept
+    between runs of a benchmark): the manifest, the videos folder and the frames folder."""
+    from videoclf.artifacts import read_classes, read_manifest
+    from videoclf.data.extract import extract
+
+    videos, frames = work / "videos", work / "frames"
+    if not (videos / "manifest.parquet").exists():
+        download(p.data, videos, work / ".staging")
+    manifest = read_manifest(videos)
+    if not (frames / "index.parquet").exists():
+        extract(manifest, videos, frames, p.frames, read_classes(videos))
+    return manifest, videos, frames
+
+
 def videos_for_benchmark(n: int, workdir: Path, videos_dir: Path = Path("data/videos")
                          ) -> tuple[pd.DataFrame, Path]:
     """``n`` videos from ``data/videos`` if the pipeline ran, else built-in ones generated now."""

@@ -23,8 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import project_params  # noqa: E402
-from videoclf.artifacts import read_classes, read_manifest  # noqa: E402
+from _common import project_params, videos_and_frames  # noqa: E402
 from videoclf.data.builtin.styles import STYLES  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
 
@@ -50,8 +49,6 @@ def _row(m) -> str:
 
 def run_style(style: str, args) -> str:
     from videoclf.data import pretext
-    from videoclf.data.download import download
-    from videoclf.data.extract import extract
     from videoclf.inference.evaluate import evaluate
     from videoclf.inference.predictors import load_predictor
     from videoclf.training.pretrain import fit_pretext
@@ -63,12 +60,7 @@ def run_style(style: str, args) -> str:
     if args.epochs:
         base["train"] = {"epochs": args.epochs}
     p = project_params(base)
-    videos, frames = work / "videos", work / "frames"
-    if not (videos / "manifest.parquet").exists():
-        download(p.data, videos, work / ".staging")
-    manifest = read_manifest(videos)
-    if not (frames / "index.parquet").exists():
-        extract(manifest, videos, frames, p.frames, read_classes(videos))
+    manifest, videos, frames = videos_and_frames(p, work)
     pool = unlabeled_pool(style, p.data.seed, manifest, work / "unlabeled", args.pool)
     q = project_params({**base, "data": {**base["data"], "unlabeled_url": str(pool)},
                         "pretrain": {"epochs": args.pretrain_epochs, "task": args.task}})

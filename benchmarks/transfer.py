@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import project_params  # noqa: E402
+from _common import project_params, videos_and_frames  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
 
 # Student's t at 97.5% for n - 1 degrees of freedom (n seeds), for the 95% intervals.
@@ -49,21 +49,6 @@ def _params(args, style: str, train_videos: int, seed: int, freeze: bool = False
         "train": {"epochs": args.epochs, "seed": seed, "freeze_backbone": freeze},
     }
     return project_params(changes)
-
-
-def _data(p, work: Path):
-    """Videos and frames of ``p.data`` under ``work`` (kept between runs of the script)."""
-    from videoclf.artifacts import read_classes, read_manifest
-    from videoclf.data.download import download
-    from videoclf.data.extract import extract
-
-    videos, frames = work / "videos", work / "frames"
-    if not (videos / "manifest.parquet").exists():
-        download(p.data, videos, work / ".staging")
-    manifest = read_manifest(videos)
-    if not (frames / "index.parquet").exists():
-        extract(manifest, videos, frames, p.frames, read_classes(videos))
-    return manifest, videos, frames
 
 
 def _fit(p, frames: Path, run: Path, weights: Path | None, cache: bool):
@@ -112,7 +97,7 @@ def source_weights(args) -> Path:
     if out.exists():
         return out
     p = _params(args, args.source, args.source_videos, 1, data_seed=args.source_seed)
-    manifest, videos, frames = _data(p, work)
+    manifest, videos, frames = videos_and_frames(p, work)
     _fit(p, frames, work / "run", None, cache=False)
     acc = _test(p, work / "run", manifest, videos)
     print(f"source {args.source} (data.seed {args.source_seed}), {args.source_videos} "
@@ -142,7 +127,7 @@ def _epoch_cost(args, weights: Path, n: int, seed: int) -> dict:
         work = args.work / f"target-{args.target}-{n}-{seed}"
         p = _params(args, args.target, n, seed, True, input=kind,
                     appearance_weights=str(weights))
-        _, _, frames = _data(p, work)
+        _, _, frames = videos_and_frames(p, work)
         for cache in (True, False):
             _, sec, _ = _fit(p, frames, work / f"cost-{kind}-{cache}", weights, cache=cache)
             out[f"{kind} {'cached' if cache else 'pixels'}"] = sec
@@ -174,7 +159,7 @@ def main() -> None:
             for arm, (pretrained, frozen) in ARMS.items():
                 p = _params(args, args.target, n, seed, frozen,
                             appearance_weights=str(weights) if pretrained else "none")
-                manifest, videos, frames = _data(p, work)
+                manifest, videos, frames = videos_and_frames(p, work)
                 _fit(p, frames, work / arm, weights if pretrained else None, cache=frozen)
                 acc.setdefault((arm, n), []).append(_test(p, work / arm, manifest, videos))
             print(f"labelled {n}, seed {seed}: " + ", ".join(

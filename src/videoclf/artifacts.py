@@ -68,6 +68,15 @@ class WeightsInfo:
         return asdict(self)
 
 
+def read_features_record(features_dir: Path) -> dict:
+    """The features stage's ``features.json`` (``training.features.FeaturesInfo``'s fields)."""
+    where = Path(features_dir) / FEATURES_INFO
+    raw = _json(where, "written by the features stage")
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"{where}: not the features stage's record (rerun features)")
+    return raw
+
+
 def read_weights(weights_dir: Path) -> tuple[WeightsInfo, Path | None]:
     """The weights stage's record and its file (None: random initial weights)."""
     where = Path(weights_dir) / WEIGHTS_INFO

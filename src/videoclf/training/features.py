@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..artifacts import FEATURES_INFO, _json, read_index, read_weights
+from ..artifacts import FEATURES_INFO, read_features_record, read_index, read_weights
 from ..errors import VideoclfError
 from ..outputs import staged_dir, write_json
 from ..params import ModelParams, TrainParams
@@ -114,14 +114,14 @@ def write_features(frames_dir: Path, weights_dir: Path, out_dir: Path, model: Mo
     enc = encoder(model, Sampling(**meta["sampling"]), len(meta["classes"]), weights)
     flips = 2 if train.augment.flip else 1
     used = index[index.split.isin(["train", "val"])]
-    shards = sorted(used.shard.unique())
-    rows = int(index[index.shard.isin(shards)].groupby("shard").row.max().add(1).sum())
+    clips = {name: np.load(Path(frames_dir) / name, mmap_mode="r")
+             for name in sorted(used.shard.unique())}
+    rows = sum(len(c) for c in clips.values())
     shapes = {}
     with staged_dir(out_dir) as tmp, tqdm(total=rows, unit="clip",
                                           desc="features", mininterval=2) as bar:
-        for name in shards:
-            feats = _shard_features(enc, np.load(Path(frames_dir) / name, mmap_mode="r"),
-                                    flips, bar)
+        for name, shard in clips.items():
+            feats = _shard_features(enc, shard, flips, bar)
             np.save(tmp / name, feats)
             shapes[name] = list(feats.shape)
         info = FeaturesInfo(True, None, model.appearance_backbone, winfo.sha256,
@@ -129,7 +129,7 @@ def write_features(frames_dir: Path, weights_dir: Path, out_dir: Path, model: Mo
         write_json(tmp / FEATURES_INFO, asdict(info))
     log.info("features: %s over %d clips%s in %d shards, %s per clip (float16)",
              model.appearance_backbone, rows, " and their mirror images" if flips == 2 else "",
-             len(shards), "x".join(map(str, next(iter(shapes.values()))[2:])))
+             len(clips), "x".join(map(str, next(iter(shapes.values()))[2:])))
     return info
 
 
@@ -139,7 +139,7 @@ def read_features(features_dir: Path, model: ModelParams, train: TrainParams,
     stride and this flip (train refuses other features rather than fit on them)."""
     where = Path(features_dir) / FEATURES_INFO
     try:
-        info = FeaturesInfo(**_json(where, "written by the features stage"))
+        info = FeaturesInfo(**read_features_record(features_dir))
     except TypeError:
         raise FeaturesError(f"{where}: not the features stage's record (rerun features)") from None
     want = why_not_cached(model, train) is None

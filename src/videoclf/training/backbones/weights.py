@@ -75,10 +75,9 @@ def _fetch(origin: str, want: str | None, dest: Path, stall_seconds: float) -> N
         except ValueError as e:  # the hash
             raise WeightsError(f"weights: {origin}: {e}") from None
         except Exception as e:  # urllib's errors, wrapped by get_file as plain Exceptions
-            where = dest.parent / dest.name
             raise WeightsError(
                 f"weights: cannot fetch {origin} ({str(e).splitlines()[0][:200]}); without a "
-                f"network, download it elsewhere and put it at {where}, or set "
+                f"network, download it elsewhere and put it at {dest}, or set "
                 "model.appearance_weights to a local copy") from None
         Path(got).replace(dest)
 
@@ -141,7 +140,7 @@ def prepare_weights(out_dir: Path, backbone: str, source: str, sha256: str,
             dest.unlink()
             raise WeightsError(f"model.appearance_weights: {origin}: its SHA-256 is not "
                                f"model.appearance_weights_sha256 {want}")
-    elif not _matches(dest, want) or not want:
+    elif not (want and _matches(dest, want)):  # a file placed by hand with the wanted hash
         log.info("weights: fetching %s", origin)
         _fetch(origin, want, dest, stall_seconds)
     try:
