@@ -9,6 +9,10 @@ measured in this run (compare ratios, never figures from another machine):
 - the extract stage with 1 and with 2 workers (1 clip per video), and the ratios;
 - what the decoding checks cost: the download stage's full-length count of every video, and
   a straight decode from frame 0 against a seek to the clip (the old, unchecked way);
+- one clip from the middle of a long video (``--long-minutes``, 25 fps, XVID as the built-in
+  set) against the same clip from a 10-second one, by the extract stage's reader (a verified
+  seek on the long one), the straight decode from frame 0 it replaced, and whether the frames
+  are byte-identical;
 - the start-up of a fresh interpreter importing the extract stage;
 - with ``--engine ray``: the extract stage on Ray (started here, as many CPUs as the pool has
   workers) beside the local pool, the ratio, Ray's overhead per video, the driver's peak RSS
@@ -47,6 +51,7 @@ from videoclf.video import (  # noqa: E402
     measure,
     open_video,
     read_clips,
+    read_frames,
 )
 
 
@@ -64,6 +69,56 @@ def _seek_clip(path: Path, s: Sampling) -> np.ndarray:
         i += 1
     cap.release()
     return np.stack(got)
+
+
+def _write_video(path: Path, frames: int) -> None:
+    """A moving 320x240 picture, frame numbers drawn in, 25 fps XVID (the built-in set's)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"XVID"), 25, (320, 240))
+    base = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    for i in range(frames):
+        frame = np.roll(base, 3 * i, axis=1)
+        cv2.putText(frame, str(i), (10, 50), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (255, 255, 255), 3)
+        writer.write(frame)
+    writer.release()
+
+
+def _best_of(rounds: int, fn) -> tuple[float, object]:
+    """The fastest of ``rounds`` calls (seconds) and the last result."""
+    best, res = float("inf"), None
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        res = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, res
+
+
+def _long_video(tmp: Path, s: Sampling, minutes: float) -> dict:
+    """The centre clip of a long video against a 10-second one, seeking against straight."""
+    res: dict = {"long_video_frames": int(minutes * 60 * 25)}
+    times: dict[str, float] = {}
+    clips = {}
+    for name, frames in (("short", 250), ("long", res["long_video_frames"])):
+        path = tmp / f"{name}.avi"
+        _write_video(path, frames)
+        n = measure(path).decoded
+        times[name], got = _best_of(3, partial(
+            read_clips, path, partial(eval_starts, k=1, sampling=s), s, length=n))
+        clips[name] = got.array[0]
+    start = eval_starts(n, 1, s)[0]
+    wanted = {f for f in clip_indices(n, start, s) if f is not None}
+    times["straight"], straight = _best_of(1, lambda: read_frames(path, wanted, s))
+    res["long_same_frames_as_straight"] = bool(np.array_equal(
+        clips["long"], np.stack([straight[f] for f in sorted(wanted)])))
+    res.update(short_clip_s=times["short"], long_clip_s=times["long"],
+               long_straight_clip_s=times["straight"],
+               long_vs_short=times["long"] / times["short"],
+               straight_vs_seek=times["straight"] / times["long"])
+    print(f"centre clip of a {minutes:g}-minute video: {times['long'] * 1000:.0f} ms, of a "
+          f"10-second one {times['short'] * 1000:.0f} ms ({res['long_vs_short']:.2f}x); a "
+          f"straight decode from frame 0 {times['straight'] * 1000:.0f} ms "
+          f"({res['straight_vs_seek']:.0f}x the seek); same frames: "
+          f"{res['long_same_frames_as_straight']}")
+    return res
 
 
 def _rate(n: int, fn) -> float:
@@ -143,6 +198,8 @@ def main() -> None:
                     help="ray: also the extract stage on Ray beside the local pool")
     ap.add_argument("--tutorial-videos", type=int, default=100,
                     help="videos timed for the (slow) tutorial path; its rate is per clip")
+    ap.add_argument("--long-minutes", type=float, default=10.0,
+                    help="length of the long video for the seek case (0: skip it)")
     args = ap.parse_args()
     out: dict = {"cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,6 +250,8 @@ def main() -> None:
               f"(1 process), {out['count_2w_videos_per_s']:.0f} videos/s (2 workers)")
         print(f"one clip, straight decode from frame 0: {out['straight_clips_per_s']:.1f} "
               f"clips/s; seek to the clip (unchecked): {out['seek_clips_per_s']:.1f} clips/s")
+        if args.long_minutes > 0:
+            out.update(_long_video(tmp, s, args.long_minutes))
 
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import videoclf.data.extract, videoclf.stage"],

@@ -20,6 +20,7 @@ import numpy as np
 from .choices import ShortVideo
 from .errors import VideoclfError
 from .seeding import derive_seed
+from .seeking import SEEK_BEYOND, seek_decode
 
 # Containers and raw streams read through OpenCV's FFmpeg backend; matched on the suffix, in
 # any case. Every file of a source is either taken as a video or listed with why (report.json).
@@ -217,8 +218,9 @@ class Clips(NamedTuple):
 
 def _decode(path: Path, wanted: set[int], stop: int, sampling: Sampling
             ) -> tuple[dict[int, np.ndarray], int, bool]:
-    """One straight pass from frame 0, never a seek: ``CAP_PROP_POS_FRAMES`` seeks land on
-    the wrong frame in some streams (B-frames, MPEG elementary streams, damaged files).
+    """One straight pass from frame 0, no seek: ``CAP_PROP_POS_FRAMES`` seeks land on the
+    wrong frame in some streams (MJPEG, MPEG elementary streams, Cinepak, damaged files), so
+    long videos seek only where the timestamps verify it (``_seek_decode``).
 
     Keeps (letterboxed) the frames in ``wanted`` and grabs up to frame number ``stop``.
     Returns the frames, how many frames were grabbed, and whether the stream ended first.
@@ -245,6 +247,19 @@ def _decode(path: Path, wanted: set[int], stop: int, sampling: Sampling
     finally:
         cap.release()
     return got, i, ended
+
+
+def _seek_decode(path: Path, wanted: set[int], length: int, sampling: Sampling
+                 ) -> dict[int, np.ndarray] | None:
+    """The frames by verified seeks (seeking.py), or None: then a straight decode."""
+    cap = open_video(path)
+    try:
+        if not cap.isOpened():
+            return None
+        return seek_decode(cap, wanted, length,
+                           lambda f: letterbox(f, sampling.height, sampling.width))
+    finally:
+        cap.release()
 
 
 _TO_END = 1 << 62  # a ``stop`` no stream reaches: decode until the stream ends
@@ -289,6 +304,10 @@ def _read_clips(path: Path, starts_for, sampling: Sampling, length: int | None,
             plans = [clip_indices(length, s, sampling) for s in starts]
             wanted = {f for plan in plans for f in plan if f is not None}
             if wanted <= frames.keys():
+                break
+            seeked = _seek_decode(path, wanted, length, sampling) if length > SEEK_BEYOND else None
+            if seeked is not None:
+                frames = seeked  # the end check proved the length too
                 break
             # Grab one frame past the claimed end, so a short count is caught too.
             frames, seen, ended = _decode(path, wanted, max(max(wanted), length), sampling)

@@ -29,10 +29,12 @@ def test_every_benchmark_imports_what_it_uses(script, monkeypatch):
 @pytest.mark.parametrize("script, args", [
     ("input_pipeline.py", ["--videos", "12", "--size", "32", "--n-frames", "4"]),
     ("extract.py", ["--videos", "30", "--size", "32", "--n-frames", "4",
-                    "--tutorial-videos", "2"]),
+                    "--tutorial-videos", "2", "--long-minutes", "0.5"]),
 ])
 def test_a_benchmark_runs_at_its_smallest_and_ends_with_json(script, args, tmp_path, venv_env):
     r = run_python([ROOT / "benchmarks" / script, *args], tmp_path, venv_env)
     assert r.returncode == 0, r.stderr[-3000:]
     last = json.loads(r.stdout.strip().splitlines()[-1])
     assert isinstance(last, dict) and all(isinstance(k, str) for k in last)
+    if script == "extract.py":  # 750 frames: past SEEK_BEYOND, so the seek path ran
+        assert last["long_same_frames_as_straight"] is True

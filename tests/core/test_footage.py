@@ -17,12 +17,14 @@ import pytest
 
 from videoclf.data.download import download
 from videoclf.data.extract import extract
+from videoclf.seeking import seek_decode
 from videoclf.video import (
     Sampling,
     VideoError,
     eval_starts,
     letterbox,
     measure,
+    open_video,
     read_clips,
     train_starts,
 )
@@ -85,6 +87,25 @@ def test_clips_equal_a_straight_decode(name, references):
     looped = read_clips(FOOTAGE / name, lambda n: [0], long)
     assert np.array_equal(looped.array[0], _expected(ref, 0, long))
     assert looped.real_frames == [min(40, -(-len(ref) // 5))]
+
+
+def test_a_seek_is_taken_only_where_the_timestamps_prove_the_frame(references):
+    """Every container: a verified seek gives the straight decode's frames, or declines (the
+    reader then decodes straight); it declines where OpenCV's seek lands elsewhere (MJPEG and
+    MPEG elementary streams on frame 0, Cinepak far off) and for a wrong length."""
+    took = set()
+    for name, ref in references.items():
+        wanted = {n for n in (3, 10, 40, 41, 80, len(ref) - 1) if n < len(ref)}
+        for length in (len(ref), len(ref) + 1, len(ref) - 1):
+            cap = open_video(FOOTAGE / name)
+            got = seek_decode(cap, wanted, length, lambda f: letterbox(f, 32, 48))
+            cap.release()
+            if got is not None:
+                assert length == len(ref), name
+                assert all(np.array_equal(got[n], ref[n]) for n in wanted), name
+                took.add(name)
+    assert {"h264_carphone.mp4", "h264.mkv", "vp9.webm", "theora.ogv", "mpeg4.m4v"} <= took
+    assert not took & {"mpeg1_elementary.mpg", SHORT_HEADER}
 
 
 def test_a_damaged_stream_is_reported_not_looped():

@@ -118,6 +118,39 @@ def test_seeking_gives_the_frames_a_full_decode_gives(tmp_path):
         assert np.array_equal(clips[0], np.stack([frames[start + 7 * j] for j in range(6)]))
 
 
+@pytest.mark.parametrize("fourcc", ["XVID", "MJPG"])
+def test_a_long_video_seeks_where_verified_and_gives_the_straight_frames(tmp_path, fourcc):
+    """Past SEEK_BEYOND frames, clips come from verified seeks: the straight decode's bytes.
+    A length one frame off is refused by the end check, and the straight decode corrects it
+    (the footage tests cover the codecs whose seek lands elsewhere)."""
+    import cv2
+
+    from videoclf.seeking import SEEK_BEYOND, seek_decode
+
+    path = tmp_path / "long.avi"
+    n = SEEK_BEYOND + 150
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), 25, (64, 48))
+    base = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
+    for i in range(n):
+        writer.write(np.roll(base, i, axis=1))
+    writer.release()
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(letterbox(got[1], 32, 32))
+    assert len(frames) == n
+    s = Sampling(6, 7, 32, 32)
+    starts = lambda m: [5, m // 2, m - s.need]  # noqa: E731 - runs far apart: one seek each
+    for length in (n, n + 1):
+        clips = read_clips(path, starts, s, length=length)
+        assert clips.length == n and clips.starts == starts(n)
+        for clip, start in zip(clips.array, clips.starts):
+            assert np.array_equal(clip, np.stack([frames[start + 7 * j] for j in range(6)]))
+    for length, verified in ((n, True), (n + 1, False), (n - 1, False)):
+        cap = cv2.VideoCapture(str(path))
+        assert (seek_decode(cap, {n // 2}, length, lambda f: f) is not None) is verified
+
+
 def test_a_video_far_wider_than_tall_is_letterboxed_to_a_strip(tmp_path):
     """16x2000: TensorFlow's geometry rounds its height to 0 pixels, which no resize makes
     (extract once failed on it without a reason); it keeps a one-pixel strip."""
