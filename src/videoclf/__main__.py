@@ -149,12 +149,14 @@ def predict_main(argv: list[str]) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .inference.predictors import load_predictor, read_info
+    from .inference.predictors import accuracy_warning, load_predictor, read_info
 
     videos, left = _expand(args.paths)
     _left_out(left, args.json)
     # a wrong folder is one line, before TensorFlow (or onnxruntime) loads
     read_info(args.model)
+    if warning := accuracy_warning(args.model):
+        print(warning, file=sys.stderr)
 
     from .engine import open_engine
     from .inference.scoring import score_videos

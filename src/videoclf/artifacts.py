@@ -134,6 +134,23 @@ SAVED_MODEL = "saved_model"
 ONNX_FILE = "model.onnx"
 TFLITE_FILES = {"float16": "model_float16.tflite", "int8": "model_int8.tflite"}
 EXPORT_METRICS = "export.json"  # -> metrics: every format's size, speed and test accuracy
+# The same table in the export folder, beside the files it measures: predict reads it to warn
+# of a format that scored well below Keras at export (an int8 model, measured 0.12 vs 0.57).
+EXPORT_FORMATS = "formats.json"
+TOLERATED_LOSS = 0.02  # test accuracy below Keras's by more than this: the format is named
+# Format keys of that table by exported file name.
+FORMAT_OF_FILE = {ONNX_FILE: "onnx", **{f: f"tflite_{k}" for k, f in TFLITE_FILES.items()}}
+
+
+def read_export_accuracy(model_file: Path) -> tuple[float, float] | None:
+    """(this exported file's test accuracy, Keras's) as the export stage measured them, from
+    ``formats.json`` beside it; None where there is no such table or entry."""
+    key = FORMAT_OF_FILE.get(Path(model_file).name)
+    try:
+        table = json.loads((Path(model_file).parent / EXPORT_FORMATS).read_text())
+        return float(table[key]["test_accuracy"]), float(table["keras"]["test_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class ArtifactError(VideoclfError):

@@ -135,17 +135,32 @@ def test_tflite_models_match_keras_and_are_smaller(exported, tiny_model, tiny_ma
                             tmp_path / "export.json")
     assert set(table) == {"keras", "onnx", "tflite_float16", "tflite_int8"}
     assert json.loads((tmp_path / "export.json").read_text()) == table
+    assert json.loads((exported / "formats.json").read_text()) == table  # predict reads it
     assert table["keras"]["agrees_with_keras"] == 1.0 and table["onnx"]["agrees_with_keras"] == 1.0
     assert all(row["batch_16_clips_per_s"] > 0 and 0 <= row["test_accuracy"] <= 1
                for row in table.values())
 
 
-def test_predict_with_tflite_runs_without_tensorflow(exported, tmp_path):
+def test_predict_with_tflite_runs_without_tensorflow_and_warns_of_a_lossy_int8(exported,
+                                                                               tmp_path):
+    """An int8 file whose export table (formats.json beside it) scored it more than 2 points
+    below Keras makes predict say so on stderr; the float16 file of that table does not."""
+    from videoclf.inference.predictors import accuracy_warning
+
+    folder = tmp_path / "export"
+    shutil.copytree(exported, folder)
+    table = {"keras": {"test_accuracy": 0.9}, "tflite_float16": {"test_accuracy": 0.89},
+             "tflite_int8": {"test_accuracy": 0.8}}
+    (folder / "formats.json").write_text(json.dumps(table))
+    assert accuracy_warning(folder / "model_float16.tflite") is None
+    assert accuracy_warning(folder / "model.onnx") is None  # no row: nothing to say
     clip = ROOT / "tests" / "footage" / "h264_carphone.mp4"
     r = subprocess.run([sys.executable, "-m", "videoclf", "predict", str(clip), "--json",
-                        "--workers", "1", "--model", str(exported / "model_int8.tflite")],
+                        "--workers", "1", "--model", str(folder / "model_int8.tflite")],
                        capture_output=True, text=True, timeout=300,
                        env=without_tensorflow(tmp_path / "no_tf"))
     assert r.returncode == 0, r.stderr[-3000:]
     top = json.loads(r.stdout.strip().splitlines()[-1])["top_k"]
     assert abs(sum(t["probability"] for t in top) - 1) < 1e-3
+    assert "scored 0.80 on the test set at export against the Keras model's 0.90 (10 points " \
+        "below)" in r.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..artifacts import MODEL_FILE, ONNX_FILE, TFLITE_FILES
+from ..artifacts import EXPORT_FORMATS, MODEL_FILE, ONNX_FILE, TFLITE_FILES, TOLERATED_LOSS
 from .predictors import load_predictor
 from .scoring import sample_videos, softmax
 
@@ -109,7 +109,19 @@ def compare_formats(model_dir: Path, export_dir: Path, manifest: pd.DataFrame,
     for name, speeds in speed_table(predictors, np.concatenate(clips)[:16]).items():
         table[name].update(speeds)
         log.info("export: %-15s %s", name, table[name])
-    tmp = Path(out).with_name(f".{Path(out).name}.tmp")
-    tmp.write_text(json.dumps(table, indent=2) + "\n")
-    os.replace(tmp, out)
+    for name in files:
+        if name != "keras":
+            _warn_if_below(name, table[name]["test_accuracy"], table["keras"]["test_accuracy"])
+    for path in (Path(out), Path(export_dir) / EXPORT_FORMATS):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(table, indent=2) + "\n")
+        os.replace(tmp, path)
     return table
+
+
+def _warn_if_below(name: str, accuracy: float, keras: float) -> None:
+    """The export log names a format below Keras by over TOLERATED_LOSS (predict warns too,
+    ``predictors.accuracy_warning``)."""
+    if accuracy < keras - TOLERATED_LOSS:
+        log.warning("export: %s scores %.2f on the test set against Keras's %.2f: predict "
+                    "will warn when it is used", name, accuracy, keras)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import ArtifactError, ModelInfo, read_model_info
+from ..artifacts import (
+    TOLERATED_LOSS,
+    ArtifactError,
+    ModelInfo,
+    read_export_accuracy,
+    read_model_info,
+)
 from ..training.modelio import RUN_KEY, check_run, check_shapes, load_model_dir
 from .scoring import softmax
 
@@ -24,6 +30,18 @@ def read_info(path: Path) -> ModelInfo:
     without loading the model: a wrong path is one line before any framework loads."""
     path = Path(path)
     return read_model_info(path.parent if path.suffix.lower() in EXPORTED_SUFFIXES else path)
+
+
+def accuracy_warning(path: Path, tolerated: float = TOLERATED_LOSS) -> str | None:
+    """One line when ``path`` is an exported file that scored more than ``tolerated`` below
+    the Keras model on the test set at export (``formats.json``), else None."""
+    scores = read_export_accuracy(path) if Path(path).suffix.lower() in EXPORTED_SUFFIXES \
+        else None
+    if scores is None or scores[0] >= scores[1] - tolerated:
+        return None
+    return (f"warning: {path} scored {scores[0]:.2f} on the test set at export against the "
+            f"Keras model's {scores[1]:.2f} ({100 * (scores[1] - scores[0]):.0f} points "
+            f"below): model.onnx or model_float16.tflite keep the float accuracy")
 
 
 def load_onnx(path: Path) -> tuple[Predictor, ModelInfo]:

@@ -87,7 +87,7 @@ def output_names(videos: list[Path]) -> list[Path]:
 
 
 def run_timeline(args: argparse.Namespace, videos: list[Path]) -> int:
-    from ..predictors import load_predictor, read_info
+    from ..predictors import accuracy_warning, load_predictor, read_info
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():  # before any decoding
@@ -97,6 +97,8 @@ def run_timeline(args: argparse.Namespace, videos: list[Path]) -> int:
         twice = next(n for n in names if names.count(n) > 1)
         raise VideoError(f"two inputs are the same file ({twice}); give each once")
     read_info(args.model)
+    if warning := accuracy_warning(args.model):
+        print(warning, file=sys.stderr)
 
     predict, info = load_predictor(args.model)
     failed = 0
