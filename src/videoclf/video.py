@@ -258,6 +258,8 @@ def _seek_decode(path: Path, wanted: set[int], length: int, sampling: Sampling
             return None
         return seek_decode(cap, wanted, length,
                            lambda f: letterbox(f, sampling.height, sampling.width))
+    except cv2.error:  # a stream that raises on a seek: the straight decode says what it is
+        return None
     finally:
         cap.release()
 
