@@ -52,6 +52,7 @@ def test_every_module_sits_in_a_wing_or_the_core():
         "videoclf", "videoclf.__main__", "videoclf._tf", "videoclf.artifacts", "videoclf.choices",
         "videoclf.closure", "videoclf.engine", "videoclf.errors", "videoclf.outputs",
         "videoclf.params", "videoclf.pool", "videoclf.ray_engine", "videoclf.seeding",
+        "videoclf.seeking",
         "videoclf.stage", "videoclf.video",
         *[f"videoclf.{w}" for w in WINGS]])
 
