@@ -2,8 +2,9 @@
 
 ``float16``: weights stored as float16 (half the size), computed in float32 on CPUs.
 ``int8``: post-training full-integer quantisation (weights and activations int8) calibrated on
-clips of the training shards (``REPRESENTATIVE`` of them, spread over the classes); an op with
-no int8 kernel stays float, so the model still runs everywhere LiteRT does. Both take the same
+clips of the training shards (``REPRESENTATIVE`` of them, spread over the classes), float kept
+where int8 would make the logits wrong (``int8_with_fallback``); an op with no int8 kernel
+stays float too, so the model still runs everywhere LiteRT does. Both take the same
 uint8 clips and give float logits, as the Keras, SavedModel and ONNX models do.
 """
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 REPRESENTATIVE = 64  # calibration clips; TensorFlow's guide suggests about 100 samples
 TRACE_CLIPS = 8  # of them, the clips int8's error per tensor is measured on
 TOLERATED_ERROR = 0.1  # int8's error, as a share of the float tensor's spread, kept in int8
-FALLBACK_ROUNDS = 8
+FALLBACK_ROUNDS = 8  # each walks one op further back; the object model needed 7
 
 
 def representative_clips(frames_dir: Path, n: int = REPRESENTATIVE) -> np.ndarray:
