@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 REPRESENTATIVE = 64  # calibration clips; TensorFlow's guide suggests about 100 samples
 TRACE_CLIPS = 8  # of them, the clips int8's error per tensor is measured on
 TOLERATED_ERROR = 0.1  # int8's error, as a share of the float tensor's spread, kept in int8
-FALLBACK_ROUNDS = 8  # each walks one op further back; the object model needed 7
+FALLBACK_ROUNDS = 12  # each walks one op further back (the object model: 6, 61 s in all)
 
 
 def representative_clips(frames_dir: Path, n: int = REPRESENTATIVE) -> np.ndarray:
