@@ -95,8 +95,11 @@ def int8_with_fallback(saved_model: Path, conv, calibration: np.ndarray) -> byte
         debugger.options = tf.lite.experimental.QuantizationDebugOptions(
             denylisted_nodes=sorted(floats))
         blob = debugger.get_nondebug_quantized_model()
-    log.info("int8: logits within %.3f of float's spread on %d calibration clips, %d "
-             "tensors kept in float", seen.logits_error, len(clips), len(floats))
+    else:
+        seen = trace(plain, blob, clips)
+    log.log(logging.INFO if seen.logits_error <= TOLERATED_ERROR else logging.WARNING,
+            "int8: logits within %.3f of float's spread on %d calibration clips, %d tensors "
+            "kept in float", seen.logits_error, len(clips), len(floats))
     return blob
 
 
