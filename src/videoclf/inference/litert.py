@@ -85,9 +85,10 @@ def int8_with_fallback(saved_model: Path, conv, calibration: np.ndarray) -> byte
     clips = calibration[np.unique(np.linspace(0, len(calibration) - 1, TRACE_CLIPS)
                                   .round().astype(int))]
     floats: set[str] = set()
+    reference = float_outputs(plain, clips)  # the float model's, computed once
     blob = debugger.get_nondebug_quantized_model()
     for _ in range(FALLBACK_ROUNDS):
-        seen = trace(plain, blob, clips)
+        seen = trace(reference, blob, clips)
         more = _fallback_step(seen, floats)
         if seen.logits_error <= TOLERATED_ERROR or not more:
             break
@@ -96,7 +97,7 @@ def int8_with_fallback(saved_model: Path, conv, calibration: np.ndarray) -> byte
             denylisted_nodes=sorted(floats))
         blob = debugger.get_nondebug_quantized_model()
     else:
-        seen = trace(plain, blob, clips)
+        seen = trace(reference, blob, clips)
     log.log(logging.INFO if seen.logits_error <= TOLERATED_ERROR else logging.WARNING,
             "int8: logits within %.3f of float's spread on %d calibration clips, %d tensors "
             "kept in float", seen.logits_error, len(clips), len(floats))
@@ -132,11 +133,16 @@ def _fallback_step(seen: Trace, floats: set[str]) -> set[str]:
     return ((off | frontier) & seen.errors.keys()) - floats
 
 
-def trace(float_model: bytes, quantized: bytes, clips: np.ndarray) -> Trace:
+def float_outputs(float_model: bytes, clips: np.ndarray) -> dict[str, np.ndarray]:
+    """Every op output of ``float_model`` on ``clips``, by name: what ``trace`` compares to."""
+    return _op_outputs(float_model, clips)[0]
+
+
+def trace(ref: dict[str, np.ndarray], quantized: bytes, clips: np.ndarray) -> Trace:
     """Each op output of ``quantized`` with a float twin of the same name and shape in
-    ``float_model``: the root-mean-square difference of its (dequantised) values from the
-    float ones over ``clips``, divided by the float values' standard deviation."""
-    ref, _, _ = _op_outputs(float_model, clips)
+    ``ref`` (``float_outputs`` on the same clips): the root-mean-square difference of its
+    (dequantised) values from the float ones over ``clips``, divided by the float values'
+    standard deviation."""
     got, feeds, outputs = _op_outputs(quantized, clips)
     errors = {}
     for name, q in got.items():
