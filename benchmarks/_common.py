@@ -36,13 +36,15 @@ def overrides(items: list[str], changes: dict | None = None) -> dict:
     return changes
 
 
-def videos_and_frames(p, work: Path) -> tuple[pd.DataFrame, Path, Path]:
+def videos_and_frames(p, work: Path, frames: Path | None = None
+                      ) -> tuple[pd.DataFrame, Path, Path]:
     """The download and extract stages' outputs for params ``p`` under ``work`` (kept
-    between runs of a benchmark): the manifest, the videos folder and the frames folder."""
+    between runs of a benchmark): the manifest, the videos folder and the frames folder
+    (``frames``, else ``work/frames``)."""
     from videoclf.artifacts import read_classes, read_manifest
     from videoclf.data.extract import extract
 
-    videos, frames = work / "videos", work / "frames"
+    videos, frames = work / "videos", frames or work / "frames"
     if not (videos / "manifest.parquet").exists():
         download(p.data, videos, work / ".staging")
     manifest = read_manifest(videos)

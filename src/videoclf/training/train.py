@@ -367,14 +367,15 @@ class _Callbacks:
 
 
 def _fit(model: keras.Model, data: _Inputs, cb: _Callbacks, train_params: TrainParams,
-         first_epoch: int) -> float:
-    """``model.fit`` from ``first_epoch``; returns its wall-clock seconds."""
+         first_epoch: int, extra: Sequence[keras.callbacks.Callback] = ()) -> float:
+    """``model.fit`` from ``first_epoch`` (``extra`` callbacks after the stage's own);
+    returns its wall-clock seconds."""
     t0 = time.perf_counter()
     try:
         with multi_worker_fit(model, data.train):
             model.fit(data.train, validation_data=data.val, epochs=train_params.epochs,
                       initial_epoch=first_epoch, steps_per_epoch=data.per_epoch, verbose=2,
-                      shuffle=False, callbacks=cb.keras)
+                      shuffle=False, callbacks=[*cb.keras, *extra])
     except tf.errors.UnimplementedError as e:
         if not train_params.deterministic:
             raise
@@ -442,7 +443,8 @@ def _finish(model: keras.Model, data: _Inputs, cb: _Callbacks, summary: TrainSum
 def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: ModelParams,
           train_params: TrainParams, *, clips_per_video: int, flip_test: bool = False,
           throughput_file: Path | None = None, pretrained: Path | None = None,
-          weights_dir: Path | None = None, features_dir: Path | None = None) -> TrainSummary:
+          weights_dir: Path | None = None, features_dir: Path | None = None,
+          callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainSummary:
     """Fit the model on the train split with validation, save it, and return a summary.
 
     ``clips_per_video`` (``evaluate.clips_per_video``) and ``flip_test`` (``evaluate.flip``)
@@ -453,7 +455,8 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     gets the wall-clock clips/s of training and validation. ``pretrained`` (the pretrain
     stage's model file) gives the starting body, its classifier left fresh. ``weights_dir``
     (the weights stage's) gives an image backbone's weights; ``features_dir`` (the features
-    stage's) its cached features, when it is frozen.
+    stage's) its cached features, when it is frozen. ``callbacks`` (benchmarks, notebooks)
+    run after the stage's own each epoch, on the network ``fit`` trains; the stage passes none.
     """
     _check_init(model_params.init, Path(model_dir))
     if model_params.init and pretrained:
@@ -480,7 +483,7 @@ def train(frames_dir: Path, model_dir: Path, live_dir: Path, model_params: Model
     log.info("train: %d train and %d val videos, %d classes, %d params, %d epochs, batch %d",
              data.n_train, data.n_val, len(data.classes), model.count_params(),
              train_params.epochs, global_batch)
-    seconds = _fit(fitted, data, cb, train_params, first_epoch)
+    seconds = _fit(fitted, data, cb, train_params, first_epoch, callbacks)
     summary = _summary(cb, rt, model_params, train_params, pretrained)
     _finish(model, data, cb, summary, Path(model_dir), Path(live_dir), backup_dir,
             ModelInfo(data.classes, data.sampling, clips_per_video,
