@@ -14,6 +14,9 @@ from videoclf.params import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Student's t at 97.5% for n - 1 degrees of freedom (n seeds or runs), for 95% intervals.
+T975 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
+
 
 def project_params(changes: dict | None = None) -> dict:
     """The project's params.yaml (the one source of defaults) with ``changes``."""

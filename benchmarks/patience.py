@@ -35,11 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import overrides, project_params, videos_and_frames  # noqa: E402
+from _common import T975, overrides, project_params, videos_and_frames  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
-
-# Student's t at 97.5% for n - 1 degrees of freedom (n runs), for the 95% intervals.
-_T975 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
 
 
 def _epoch_recorder(test_ds):
@@ -124,7 +121,7 @@ def _interval(values: list[float]) -> tuple[float, float]:
     v = np.asarray(values, dtype=float)
     if len(v) < 2:
         return float(v.mean()), 0.0
-    t = _T975.get(len(v), 2.0)
+    t = T975.get(len(v), 2.0)
     return float(v.mean()), float(t * v.std(ddof=1) / np.sqrt(len(v)))
 
 

@@ -32,11 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import project_params, videos_and_frames  # noqa: E402
+from _common import T975, project_params, videos_and_frames  # noqa: E402
 from videoclf.stage import setup_logging  # noqa: E402
-
-# Student's t at 97.5% for n - 1 degrees of freedom (n seeds), for the 95% intervals.
-_T975 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 8: 2.36, 10: 2.26}
 
 
 def _params(args, style: str, train_videos: int, seed: int, freeze: bool = False,
@@ -114,7 +111,7 @@ def _interval(xs: list[float]) -> str:
     x = np.asarray(xs, float)
     if len(x) < 2:
         return f"{x.mean():.2f}"
-    half = _T975.get(len(x), 2.0) * x.std(ddof=1) / np.sqrt(len(x))
+    half = T975.get(len(x), 2.0) * x.std(ddof=1) / np.sqrt(len(x))
     return f"{x.mean():.2f} ({x.mean() - half:.2f} to {x.mean() + half:.2f})"
 
 
